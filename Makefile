@@ -1,0 +1,35 @@
+# genlab: `make demo` trains the MNIST VAE and writes its pictures to reports/vae/; `make test` runs the tests.
+# The first target that needs it creates .venv and installs genlab there.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The PyTorch pair that imports on this kind of machine; override for another build, e.g.
+#   make install TORCH_SPEC="torch torchvision" TORCH_INDEX=<PyTorch's CPU or CUDA wheel index URL>
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
+DEMO_EPOCHS ?= 10
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint clean
+
+$(BIN)/genlab: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/genlab
+
+demo: install
+	$(BIN)/genlab fit -c configs/vae_mnist.yaml --trainer.max_epochs $(DEMO_EPOCHS)
+	$(BIN)/genlab vae-figures --ckpt runs/vae_mnist/checkpoints/last.ckpt --out reports/vae
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests scripts
+
+clean:
+	rm -rf runs wandb lightning_logs .pytest_cache

@@ -1,0 +1,3 @@
+"""genlab: a generative-models lab on PyTorch Lightning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Pictures and tables: saved as files in the run folder and sent to whichever logger the run uses."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+
+def figure_dir(trainer: pl.Trainer) -> Path:
+    """<trainer.default_root_dir>/figures, created on first use."""
+    folder = Path(trainer.default_root_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(image, path: str | Path) -> Path:
+    """Write a matplotlib Figure (then closed) or a float tensor [C,H,W] in [0,1] as a PNG."""
+    import matplotlib.pyplot as plt
+    from torchvision.utils import save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, torch.Tensor):
+        save_image(image.detach().float().cpu(), path)
+    elif hasattr(image, "savefig"):
+        image.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(image)
+    else:
+        raise TypeError(f"expected a matplotlib Figure or an image tensor, got {type(image).__name__}")
+    return path
+
+
+def log_image(trainer: pl.Trainer, key: str, image, caption: str | None = None) -> Path | None:
+    """Save `image` as <figures>/<key>.png (latest) and <figures>/<key>/epoch_XXXX.png, and log it.
+
+    Only rank 0 writes and logs, so a multi-process run logs each picture once.
+    """
+    if trainer.global_rank != 0:
+        if hasattr(image, "savefig"):
+            import matplotlib.pyplot as plt
+
+            plt.close(image)
+        return None
+    folder = figure_dir(trainer)
+    epoch_file = save_figure(image, folder / key / f"epoch_{trainer.current_epoch:04d}.png")
+    latest = folder / f"{key}.png"
+    shutil.copyfile(epoch_file, latest)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            extra = {"caption": [caption]} if caption else {}
+            logger.log_image(key=key, images=[str(epoch_file)], step=trainer.global_step, **extra)
+        elif isinstance(logger, TensorBoardLogger):
+            from torchvision.io import ImageReadMode, decode_image
+
+            pixels = decode_image(str(epoch_file), mode=ImageReadMode.RGB)
+            logger.experiment.add_image(key, pixels, global_step=trainer.global_step)
+    return latest
+
+
+def log_table(trainer: pl.Trainer, key: str, columns: list[str], rows: list[list]) -> Path | None:
+    """A table to W&B (or TensorBoard text), also written as <figures>/<key>.md on rank 0."""
+    if trainer.global_rank != 0:
+        return None
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [str(cell).replace("|", "\\|").replace("\n", "<br>") for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    markdown = "\n".join(lines) + "\n"
+    path = figure_dir(trainer) / f"{key}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"step {trainer.global_step}\n\n" + markdown, encoding="utf-8")
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_text(key=key, columns=list(columns), data=[list(r) for r in rows], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(key, markdown, global_step=trainer.global_step)
+    return path

@@ -1,0 +1,72 @@
+"""The `genlab` command: Lightning's CLI for training, plus the lab's tools.
+
+`genlab fit|validate|test|predict -c configs/<name>.yaml` is LightningCLI: the model and data classes come from
+the config (`class_path`) and every argument can be overridden on the command line. The other subcommands are
+small argparse programs, imported only when called, so `genlab precision` does not pay for Lightning's import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+LIGHTNING_COMMANDS = {
+    "fit": "train a model from a config: genlab fit -c configs/vae_mnist.yaml",
+    "validate": "run the validation loop on a checkpoint: genlab validate -c CONFIG --ckpt_path CKPT",
+    "test": "run the test loop on a checkpoint: genlab test -c CONFIG --ckpt_path CKPT",
+    "predict": "run prediction on a checkpoint: genlab predict -c CONFIG --ckpt_path CKPT",
+}
+
+TOOL_COMMANDS = {
+    "vae-figures": ("genlab.models.vae:figures_main",
+                    "render the VAE's latent grid, scatter, interpolation, reconstructions, samples"),
+    "evaluate": ("genlab.metrics.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
+    "sample": ("genlab.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
+    "generate": ("genlab.models.lm:generate_main", "generate text from a language-model checkpoint at chosen temperatures"),
+    "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
+    "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
+    "precision": ("genlab.precision:main", "float16/bfloat16/float32/float64 limits and why fp16 loses tiny updates"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, [*LIGHTNING_COMMANDS, *TOOL_COMMANDS]))
+    lines = ["usage: genlab <command> [options]    (genlab <command> --help for its options)", "",
+             "training (PyTorch Lightning's CLI, configs in configs/):"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in LIGHTNING_COMMANDS.items()]
+    lines += ["", "tools:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in TOOL_COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run_lightning(args: list[str]):
+    """LightningCLI with genlab's defaults: W&B logger (offline without a key), best+last checkpoints."""
+    from genlab.lightning_cli import GenlabCLI
+
+    return GenlabCLI(args=args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from genlab import __version__
+
+        print(f"genlab {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in LIGHTNING_COMMANDS:
+        run_lightning(argv)
+        return 0
+    if command not in TOOL_COMMANDS:
+        print(f"genlab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, _, function_name = TOOL_COMMANDS[command][0].partition(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    return int(function(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

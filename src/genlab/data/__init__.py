@@ -1,0 +1,15 @@
+"""Data modules: MNIST and Fashion-MNIST images, character-level text."""
+
+from genlab.data.images import FashionMNISTDataModule, MNISTDataModule, load_images
+from genlab.data.paths import DataNotFoundError, data_root
+from genlab.data.text import CharTextDataModule, CharVocab
+
+__all__ = [
+    "CharTextDataModule",
+    "CharVocab",
+    "DataNotFoundError",
+    "FashionMNISTDataModule",
+    "MNISTDataModule",
+    "data_root",
+    "load_images",
+]

@@ -1,0 +1,22 @@
+"""Where genlab looks for data sets: one rule for every data module and script."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "GENLAB_DATA_DIR"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The `root` argument, else $GENLAB_DATA_DIR, else ./data."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path("data")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Raised once, with the files expected and how to provide them, instead of a stack of urllib errors."""

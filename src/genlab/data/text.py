@@ -1,0 +1,170 @@
+"""Character-level text as a LightningDataModule.
+
+The vocabulary is the sorted set of characters in the file. The language model stores it in its checkpoint,
+so generating text later needs no data set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
+
+DEFAULT_TEXT = Path("tinyshakespeare") / "input.txt"
+
+
+class CharVocab:
+    """Maps characters to ids and back; unknown characters are an error that lists them."""
+
+    def __init__(self, chars: str):
+        if not chars:
+            raise ValueError("a vocabulary needs at least one character")
+        if len(set(chars)) != len(chars):
+            raise ValueError("vocabulary characters must be unique")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        unknown = sorted(set(text) - self.stoi.keys())
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown)
+            raise ValueError(
+                f"{len(unknown)} character(s) not in the model's vocabulary: {shown}. "
+                f"The vocabulary has {self.size} characters: {self.chars!r}"
+            )
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text, with clear errors for a missing, empty or non-UTF-8 file."""
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"text file not found: {path.resolve()}\n"
+            f"  fix: pass `--data.init_args.path FILE` (any UTF-8 text), or set {ENV_VAR} to a folder holding "
+            f"{DEFAULT_TEXT} (Tiny Shakespeare)."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it first, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
+        ) from None
+    if not text:
+        raise ValueError(f"{path} is empty: a language model needs some text to learn from")
+    return text
+
+
+class RandomWindows(Dataset):
+    """`block_size + 1` characters starting anywhere: input is the first block_size, target the last."""
+
+    def __init__(self, ids: torch.Tensor, block_size: int):
+        self.ids, self.block_size = ids, block_size
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.block_size
+
+    def __getitem__(self, i: int):
+        chunk = self.ids[i : i + self.block_size + 1]
+        return chunk[:-1], chunk[1:]
+
+
+class TilingWindows(RandomWindows):
+    """Non-overlapping windows that cover the split once, so validation loss is over (almost) every character."""
+
+    def __len__(self) -> int:
+        return (len(self.ids) - 1) // self.block_size
+
+    def __getitem__(self, i: int):
+        return super().__getitem__(i * self.block_size)
+
+
+class CharTextDataModule(pl.LightningDataModule):
+    """Character-level text, split contiguously: the first 90% for training, the rest for validation.
+
+    Args:
+        path: a UTF-8 text file; default <data root>/tinyshakespeare/input.txt.
+        block_size: context length in characters.
+        batch_size: windows per batch.
+        val_fraction: share of the file (its end) held out for validation.
+        train_samples_per_epoch: random windows per training epoch; default len(train) // block_size.
+        num_workers: DataLoader workers.
+        seed: unused by the split (it is contiguous); kept for configs that seed every part alike.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        block_size: int = 128,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        train_samples_per_epoch: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        self.path = Path(path) if path is not None else data_root() / DEFAULT_TEXT
+        self.block_size, self.batch_size, self.val_fraction = block_size, batch_size, val_fraction
+        self.train_samples_per_epoch, self.num_workers = train_samples_per_epoch, num_workers
+        self.vocab: CharVocab | None = None
+        self._train: RandomWindows | None = None
+        self._val: TilingWindows | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.prepare_vocab().size
+
+    def prepare_vocab(self) -> CharVocab:
+        if self.vocab is None:
+            self.setup()
+        return self.vocab
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is not None:
+            return
+        text = read_text(self.path)
+        self.vocab = CharVocab.from_text(text)
+        ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
+        n_val = int(len(ids) * self.val_fraction)
+        train_ids, val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+        for name, part in (("training", train_ids), ("validation", val_ids)):
+            if len(part) <= self.block_size:
+                raise ValueError(
+                    f"{self.path}: the {name} split has {len(part)} characters, not more than "
+                    f"block_size={self.block_size}; use a longer file or a smaller block_size"
+                )
+        self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
+
+    def train_dataloader(self) -> DataLoader:
+        n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size
+        sampler = RandomSampler(self._train, replacement=True, num_samples=n)
+        return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          drop_last=True, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self._val, batch_size=self.batch_size, sampler=SequentialSampler(self._val),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

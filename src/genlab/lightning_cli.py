@@ -1,0 +1,73 @@
+"""genlab's LightningCLI: defaults every experiment shares, set once here instead of in every config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from genlab.loggers import finish_wandb_run
+
+DEFAULT_ROOT = "runs/default"
+
+
+class SaveConfigToRunFolder(SaveConfigCallback):
+    """Writes the resolved config to <default_root_dir>/config.yaml (the W&B logger has no log_dir of its own)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["save_to_log_dir"] = False
+        super().__init__(*args, **kwargs)
+
+    def save_config(self, trainer: Trainer, pl_module, stage: str) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / "config.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+
+
+class GenlabCLI(LightningCLI):
+    """Model and data from the config's `class_path`; W&B logging; checkpoints under the run folder.
+
+    A run folder is `trainer.default_root_dir` (each config sets runs/<name>): checkpoints/ (best and
+    last.ckpt, so `--ckpt_path last` resumes), figures/, config.yaml. W&B's files go to ./wandb.
+    """
+
+    def __init__(self, args: list[str] | None = None, **kwargs):
+        trainer_defaults = {
+            "default_root_dir": DEFAULT_ROOT,
+            "logger": {"class_path": "genlab.loggers.WandbLogger", "init_args": {"project": "genlab"}},
+        }
+        if sys.stderr.isatty():
+            trainer_defaults["callbacks"] = [{"class_path": "pytorch_lightning.callbacks.RichProgressBar"}]
+        try:
+            super().__init__(
+                model_class=None,
+                datamodule_class=None,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_callback=SaveConfigToRunFolder,
+                trainer_defaults=trainer_defaults,
+                seed_everything_default=0,
+                args=args,
+                **kwargs,
+            )
+        finally:
+            finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(root / "checkpoints")
+        logger = config.trainer.logger
+        if getattr(logger, "class_path", "") == "genlab.loggers.WandbLogger" and logger.init_args.get("name") is None:
+            logger.init_args["name"] = root.name
+
+

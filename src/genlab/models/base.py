@@ -1,0 +1,21 @@
+"""What every genlab LightningModule shares: a checkpoint that names its own class.
+
+`genlab.checkpoints.load_module` reads that name, so commands such as `genlab sample --ckpt X` need no
+`--model` argument and can refuse a checkpoint of the wrong kind with a clear message.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+CLASS_KEY = "genlab_class"
+
+
+class GenlabModule(pl.LightningModule):
+    """A LightningModule whose checkpoints say which genlab class wrote them."""
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        # Lightning may store hparams as its AttributeDict; a plain dict keeps weights_only loading possible.
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = dict(checkpoint["hyper_parameters"])

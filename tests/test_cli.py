@@ -1,0 +1,106 @@
+"""The foundation end to end, in-process: LightningCLI, offline W&B files, seeds, checkpoints and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.checkpoints import CheckpointError, load_module
+from genlab.cli import main
+from genlab.loggers import read_offline_run
+
+import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
+
+TINY = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
+        "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",
+        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2",
+        "--trainer.enable_progress_bar", "false", "--checkpoint.monitor", "val/loss"]
+
+
+def fit(root: str, *extra: str) -> Path:
+    """Train the tiny model; returns the offline W&B run folder this fit wrote."""
+    before = set(Path().glob("wandb/offline-run-*"))
+    main(["fit", *TINY, "--trainer.default_root_dir", root, *extra])
+    (run,) = set(Path().glob("wandb/offline-run-*")) - before
+    return run
+
+
+def history(run: Path) -> dict[str, list]:
+    metrics: dict[str, list] = {}
+    for row in read_offline_run(run):
+        for key, value in row.items():
+            metrics.setdefault(key, []).append(value)
+    return metrics
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict", "evaluate", "sample", "generate", "vae-figures",
+                    "precision", "sweep"):
+        assert command in text
+    assert main(["frobnicate"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--help"])
+    assert exit_.value.code == 0
+    assert "--trainer.max_epochs" in capsys.readouterr().out
+
+
+def test_print_config_shows_genlab_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, "--print_config"])
+    config = capsys.readouterr().out
+    assert "genlab.loggers.WandbLogger" in config and "save_last: true" in config
+    assert "seed_everything: 0" in config
+
+
+def test_default_logger_runs_offline_and_writes_metrics_and_images():
+    run = fit("runs/tiny", "--trainer.max_epochs", "1")  # fails if no offline run folder was written
+    metrics = history(run)
+    assert "val/loss" in metrics and "train/loss" in metrics
+    images = list(run.glob("files/media/images/reconstructions_*.png"))
+    assert images, "the image logged by the model must be in the offline run"
+    assert Path("runs/tiny/figures/reconstructions.png").is_file()
+    assert {p.name for p in Path("runs/tiny/checkpoints").iterdir()} >= {"last.ckpt"}
+    assert Path("runs/tiny/config.yaml").is_file()
+
+
+def test_same_seed_same_first_epoch_metrics():
+    a = history(fit("runs/a", "--trainer.max_epochs", "1", "--seed_everything", "7"))
+    b = history(fit("runs/b", "--trainer.max_epochs", "1", "--seed_everything", "7"))
+    c = history(fit("runs/c", "--trainer.max_epochs", "1", "--seed_everything", "8"))
+    assert a["val/loss"] == b["val/loss"]
+    assert a["val/loss"] != c["val/loss"]
+
+
+def test_resume_from_last_checkpoint_continues_training():
+    fit("runs/r", "--trainer.max_epochs", "1")
+    steps_one_epoch = torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)["global_step"]
+    fit("runs/r", "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    resumed = torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps_one_epoch
+
+
+def test_checkpoints_load_safely_with_clear_errors():
+    fit("runs/k", "--trainer.max_epochs", "1")
+    model = load_module("runs/k/checkpoints/last.ckpt")
+    assert type(model).__name__ == "TinyAutoencoder" and not model.training
+    with pytest.raises(CheckpointError, match="not found"):
+        load_module("runs/k/checkpoints/nope.ckpt")
+    Path("garbage.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_module("garbage.ckpt")
+    with pytest.raises(CheckpointError, match="needs a"):
+        load_module("runs/k/checkpoints/last.ckpt", expected=torch.nn.Linear)
+
+
+def test_sample_command_writes_a_grid(capsys):
+    fit("runs/s", "--trainer.max_epochs", "1")
+    assert main(["sample", "--ckpt", "runs/s/checkpoints/last.ckpt", "--n", "16", "--out", "grid.png"]) == 0
+    from torchvision.io import decode_image
+
+    assert decode_image("grid.png").shape[-2:] == (4 * 30 + 2, 4 * 30 + 2)
+    assert main(["sample", "--ckpt", "missing.ckpt", "--out", "x.png"]) == 2
+    assert "not found" in capsys.readouterr().err

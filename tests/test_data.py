@@ -1,0 +1,99 @@
+"""The data modules: splits, binarization, text windows, and the errors a user meets first."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.data import CharTextDataModule, CharVocab, DataNotFoundError, FashionMNISTDataModule, MNISTDataModule
+
+
+def test_mnist_splits_are_fixed_and_sized():
+    a, b = MNISTDataModule(val_size=5000, seed=0), MNISTDataModule(val_size=5000, seed=0)
+    a.setup("fit")
+    b.setup("fit")
+    assert len(a.split("train")) == 55000 and len(a.split("val")) == 5000 and len(a.split("test")) == 10000
+    assert torch.equal(a.split("val").x, b.split("val").x)  # same seed, same validation images
+    x, y = next(iter(a.train_dataloader()))
+    assert x.shape == (128, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    other = MNISTDataModule(val_size=5000, seed=1)
+    assert not torch.equal(other.split("val").x, a.split("val").x)
+
+
+def test_binarized_pixels_are_dynamic_for_training_and_fixed_for_evaluation():
+    dm = MNISTDataModule(pixels="binarized", train_limit=256)
+    dm.setup("fit")
+    train = dm.split("train")
+    first, second = train[list(range(64))][0], train[list(range(64))][0]
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(first, second)  # a fresh draw each time
+    again = MNISTDataModule(pixels="binarized", train_limit=256)
+    assert torch.equal(again.split("test").x, dm.split("test").x)  # the test set is binarized once, the same way
+    assert set(dm.split("test").x.unique().tolist()) == {0.0, 1.0}
+
+
+def test_fashion_mnist_loads():
+    dm = FashionMNISTDataModule(val_size=1000)
+    assert len(dm.split("train")) == 59000 and dm.dataset_name == "fashion_mnist"
+
+
+def test_missing_images_give_one_clear_error(tmp_path, monkeypatch):
+    import torchvision
+
+    def no_network(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: <urlopen error [Errno -3]>")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
+    with pytest.raises(DataNotFoundError) as err:
+        MNISTDataModule(root=str(tmp_path / "nowhere")).setup("fit")
+    message = str(err.value)
+    assert "train-images-idx3-ubyte" in message and "nowhere" in message and "GENLAB_DATA_DIR" in message
+
+
+def test_bad_data_arguments_are_named():
+    with pytest.raises(ValueError, match="pixels"):
+        MNISTDataModule(pixels="grey")
+    with pytest.raises(ValueError, match="val_size"):
+        MNISTDataModule(val_size=60000).setup("fit")
+
+
+def test_char_text_windows_split_and_vocab(tmp_path):
+    text = "".join(chr(ord("a") + i % 7) for i in range(1000))
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    dm = CharTextDataModule(path=str(path), block_size=16, batch_size=4, val_fraction=0.1)
+    dm.setup("fit")
+    assert dm.vocab.chars == "abcdefg" and dm.vocab_size == 7
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])  # targets are inputs shifted by one
+    val = list(dm.val_dataloader())
+    covered = sum(len(b[0]) for b in val) * 16
+    assert covered == (100 - 1) // 16 * 16  # non-overlapping windows over the last 10% of the file
+    assert dm.vocab.decode(val[0][0][0].tolist()) == text[900:916]  # validation is the end of the file
+
+
+def test_vocab_lists_unknown_characters():
+    vocab = CharVocab.from_text("hello world")
+    assert vocab.decode(vocab.encode("low")) == "low"
+    with pytest.raises(ValueError, match=r"'Z', 'q'"):
+        vocab.encode("qZ")
+
+
+def test_text_file_errors(tmp_path):
+    with pytest.raises(DataNotFoundError, match="not found"):
+        CharTextDataModule(path=str(tmp_path / "missing.txt")).setup()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        CharTextDataModule(path=str(empty)).setup()
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 ".encode("latin-1") * 100)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        CharTextDataModule(path=str(latin)).setup()
+
+
+def test_default_text_is_tiny_shakespeare():
+    dm = CharTextDataModule(block_size=64)
+    dm.setup()
+    assert dm.vocab_size == 65

@@ -1,0 +1,39 @@
+"""A tiny autoencoder for testing genlab's foundation (CLI, logging, checkpoints, seeds) in seconds."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.callbacks import log_image
+from genlab.models.base import GenlabModule
+
+
+class TinyAutoencoder(GenlabModule):
+    def __init__(self, hidden: int = 16, lr: float = 1e-2, dataset: str = "mnist"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+
+    def forward(self, x):
+        return self.net(x).view_as(x)
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        loss = F.binary_cross_entropy_with_logits(self(x), x)
+        self.log("train/loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, _ = batch
+        self.log("val/loss", F.binary_cross_entropy_with_logits(self(x), x), sync_dist=True)
+        if batch_idx == 0:
+            log_image(self.trainer, "reconstructions", torch.sigmoid(self(x[:8])).flatten(0, 0)[0])
+
+    def sample(self, n: int, seed: int | None = None):
+        gen = torch.Generator().manual_seed(seed or 0)
+        return torch.rand(n, 1, 28, 28, generator=gen)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
