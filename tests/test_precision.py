@@ -1,0 +1,41 @@
+"""`genlab precision`: the printed limits are torch.finfo's and the demonstrated outcomes really happen."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.cli import main
+from genlab.precision import DTYPES, lesson
+
+
+def test_printed_table_matches_finfo(capsys):
+    assert main(["precision"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[1].splitlines()[1:]  # the block after the title, less its header
+    rows = {line.split()[0]: line.split() for line in table}
+    assert set(rows) == set(DTYPES)
+    for name, dtype in DTYPES.items():
+        info = torch.finfo(dtype)
+        bits, largest, normal, subnormal, eps = rows[name][1:6]
+        assert int(bits) == info.bits
+        assert float(largest) == float(f"{info.max:.5g}")
+        assert float(normal) == float(f"{info.smallest_normal:.5g}")
+        assert float(eps) == float(f"{info.eps:.5g}")
+        smallest = float(subnormal)
+        # the printed smallest subnormal is representable and half of it rounds to zero
+        assert torch.tensor(smallest, dtype=torch.float64).to(dtype).item() > 0
+        assert (torch.tensor(smallest, dtype=torch.float64).to(dtype) / 2).item() == 0.0 or name == "float64"
+    assert "65520 -> inf" in out
+
+
+def test_demonstrated_outcomes():
+    r = lesson()
+    assert r["tiny_update"]["float16"] == 1.0  # lr 1e-3 * grad 1e-5 is lost in float16 ...
+    assert r["tiny_update"]["float64"] < 1.0
+    assert r["small_update"]["float16"] == 1.0 and r["small_update"]["float32"] < 1.0  # ... 1e-7 survives in float32
+    assert r["accumulated"]["float16"] == 1.0 and abs(r["accumulated"]["float32"] - 0.9) < 1e-4
+    plain, scaled, unscaled = r["underflow"]
+    assert plain == 0.0 and scaled > 0 and abs(unscaled - 1e-8) / 1e-8 < 1e-3  # loss scaling rescues it
+    assert r["overflow"]["65504"] == 65504.0 and r["overflow"]["65504 * 2"] == float("inf")
+    assert r["range"]["float16"] == float("inf") and abs(r["range"]["bfloat16"] - 1e38) / 1e38 < 0.01
+    assert abs(r["digits"]["bfloat16"] - 3.14159265) > 5e-4 > 1e-6 > abs(r["digits"]["float32"] - 3.14159265)
