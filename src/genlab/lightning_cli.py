@@ -9,6 +9,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from genlab.callbacks.summary import RunSummary
 from genlab.loggers import finish_wandb_run
 
 DEFAULT_ROOT = "runs/default"
@@ -32,7 +33,7 @@ class GenlabCLI(LightningCLI):
     """Model and data from the config's `class_path`; W&B logging; checkpoints under the run folder.
 
     A run folder is `trainer.default_root_dir` (each config sets runs/<name>): checkpoints/ (best and
-    last.ckpt, so `--ckpt_path last` resumes), figures/, config.yaml. W&B's files go to ./wandb.
+    last.ckpt, so `--ckpt_path last` resumes), figures/, config.yaml, summary.json. W&B's files go to ./wandb.
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs):
@@ -60,6 +61,7 @@ class GenlabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
+        parser.add_lightning_class_args(RunSummary, "summary")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -1,0 +1,244 @@
+"""`genlab sweep` and `genlab sweep-report`: grids or random samples of ordinary genlab training runs.
+
+A sweep file is a W&B sweep definition (`program`, `method`, `metric`, `parameters`, `command`), validated with
+W&B's own sweep engine (the `sweeps` package), so `wandb sweep FILE` and `wandb agent` can drive it unchanged on
+a team's machines. Locally, `genlab sweep -c FILE` enumerates the same runs with that engine and runs each as
+`genlab fit ... --<parameter>=<value>` (W&B's own `${args}` formatting), in its own run folder with its own
+logger run and checkpoints. A run whose summary.json exists is finished and is not run again, so an interrupted
+sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ARGS_MACRO, ENV_MACRO = "${args}", "${env}"
+
+
+class SweepConfigError(ValueError):
+    """A sweep file that W&B would reject, or that genlab cannot run locally."""
+
+
+def load_sweep(path: str | Path) -> dict:
+    """The sweep definition, validated (and filled with defaults) by W&B's sweep engine."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SweepConfigError(f"sweep file not found: {path}")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise SweepConfigError(f"{path}: a sweep file is a YAML mapping (method, metric, parameters, command)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import jsonschema
+        from sweeps.config import schema
+
+        try:
+            filled = schema.fill_validate_schema(config)
+        except jsonschema.ValidationError as err:
+            raise SweepConfigError(f"{path} is not a valid W&B sweep definition:\n{err.message}") from None
+    command = filled.get("command")
+    if not command or ARGS_MACRO not in command or "fit" not in command:
+        raise SweepConfigError(
+            f"{path}: `command` must run genlab's training with W&B's argument macro, e.g. "
+            f"[{ENV_MACRO}, genlab, fit, -c, configs/dcgan_mnist.yaml, {ARGS_MACRO}]"
+        )
+    return filled
+
+
+def enumerate_runs(sweep: dict, max_runs: int | None = None, seed: int = 0) -> list[dict]:
+    """The parameter sets of the sweep, in W&B's order: every grid point, or `max_runs` random draws."""
+    import numpy as np
+    from sweeps import RunState, next_run
+
+    if sweep["method"] == "random" and not max_runs:
+        raise SweepConfigError("a random sweep needs --max-runs (it has no end of its own)")
+    if sweep["method"] not in ("grid", "random"):
+        raise SweepConfigError(f"method {sweep['method']!r} runs under `wandb agent` only; locally use grid or random")
+    state = np.random.get_state()
+    np.random.seed(seed)  # W&B's random search draws from numpy's global generator
+    try:
+        runs = []
+        while max_runs is None or len(runs) < max_runs:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                run = next_run(sweep, runs)
+            if run is None:
+                break
+            run.state = RunState.finished
+            runs.append(run)
+    finally:
+        np.random.set_state(state)
+    return [{k: _plain(v["value"]) for k, v in run.config.items()} for run in runs]
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_id(params: dict) -> str:
+    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_command(sweep: dict, params: dict, run_dir: Path) -> list[str]:
+    """The sweep's command with W&B's macros filled in the way `wandb agent` fills them."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    flags = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})["args"]
+    argv: list[str] = []
+    for part in sweep["command"]:
+        if part == ENV_MACRO:
+            continue
+        if part == ARGS_MACRO:
+            argv += flags
+        else:
+            argv.append(str(part))
+    if argv[0] == "genlab":  # run this genlab, in this Python
+        argv = [sys.executable, "-m", "genlab.cli", *argv[1:]]
+    return [*argv, f"--trainer.default_root_dir={run_dir}"]
+
+
+def run_sweep(sweep: dict, out: Path, parallel: int = 1, max_runs: int | None = None, seed: int = 0,
+              dry_run: bool = False) -> list[Path]:
+    runs = enumerate_runs(sweep, max_runs, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(sweep, indent=1, default=str))
+    todo = []
+    for params in runs:
+        run_dir = out / f"run-{run_id(params)}"
+        if (run_dir / "summary.json").is_file():
+            print(f"[sweep] {run_dir.name} finished earlier, skipping: {params}", flush=True)
+            continue
+        todo.append((params, run_dir))
+    print(f"[sweep] {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run", flush=True)
+
+    def launch(item):
+        params, run_dir = item
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "params.json").write_text(json.dumps(params, indent=1))
+        argv = run_command(sweep, params, run_dir)
+        print(f"[sweep] {run_dir.name}: {' '.join(argv[3:])}", flush=True)
+        if dry_run:
+            return 0
+        with open(run_dir / "log.txt", "w") as log:
+            code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        print(f"[sweep] {run_dir.name} {'finished' if code == 0 else f'FAILED (exit {code}), see its log.txt'}",
+              flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        codes = list(pool.map(launch, todo))
+    if any(codes):
+        print(f"[sweep] {sum(1 for c in codes if c)} run(s) failed; rerun the same command to retry them", flush=True)
+    return [run_dir for _, run_dir in todo]
+
+
+def collect(out: Path) -> tuple[list[dict], dict]:
+    """One row per finished run: its parameters, final metrics, wall seconds; plus the sweep definition."""
+    sweep = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+    rows = []
+    for run_dir in sorted(out.glob("run-*")):
+        if not (run_dir / "summary.json").is_file():
+            continue
+        summary = json.loads((run_dir / "summary.json").read_text())
+        params = json.loads((run_dir / "params.json").read_text())
+        rows.append({"run": run_dir.name, **params, **summary["metrics"], "wall_s": round(summary["wall_s"], 1),
+                     "_history": summary.get("history", {})})
+    return rows, sweep
+
+
+def write_report(out: Path) -> dict[str, Path]:
+    """results.csv, summary.md and one plot of the sweep's metric against each varied parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, sweep = collect(out)
+    if not rows:
+        raise SweepConfigError(f"no finished runs in {out} (a finished run has summary.json)")
+    params = [k for k in sweep.get("parameters", {}) if "values" in sweep["parameters"][k]
+              or "distribution" in sweep["parameters"][k] and sweep["parameters"][k]["distribution"] != "constant"]
+    metric = sweep.get("metric", {}).get("name")
+    columns = [c for c in dict.fromkeys(k for r in rows for k in r) if not c.startswith("_")]
+    files = {"csv": out / "results.csv", "md": out / "summary.md"}
+    with open(files["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows([{c: r.get(c, "") for c in columns} for r in rows])
+    goal = sweep.get("metric", {}).get("goal", "minimize")
+    ranked = sorted(rows, key=lambda r: r.get(metric, float("inf") if goal == "minimize" else float("-inf")),
+                    reverse=goal == "maximize") if metric else rows
+    shown = ["run", *params, *([metric] if metric else []), "wall_s"]
+    lines = [f"# Sweep {sweep.get('name', out.name)}", "",
+             f"{len(rows)} finished runs; metric `{metric}` ({goal}). Made by `genlab sweep-report {out}`.", "",
+             "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for r in ranked:
+        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in shown) + " |")
+    files["md"].write_text("\n".join(lines) + "\n")
+    if metric:
+        for p in params:
+            points = [(r[p], r[metric]) for r in rows if p in r and metric in r]
+            if not points:
+                continue
+            fig, ax = plt.subplots(figsize=(4, 3))
+            xs = [str(x) if not isinstance(x, (int, float)) else x for x, _ in points]
+            ax.scatter(xs, [y for _, y in points])
+            ax.set_xlabel(p.split(".")[-1])
+            ax.set_ylabel(metric)
+            ax.set_title(f"{metric} vs {p.split('.')[-1]}")
+            files[f"plot_{p}"] = out / f"{metric.replace('/', '_')}_vs_{p.split('.')[-1]}.png"
+            fig.savefig(files[f"plot_{p}"], dpi=100, bbox_inches="tight")
+            plt.close(fig)
+    return files
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="genlab sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="a W&B sweep YAML, e.g. configs/sweeps/dcgan_discriminator.yaml")
+    parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<sweep name>)")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
+    parser.add_argument("--max-runs", type=int, default=None, help="cap on runs (required for method: random)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random search (default 0)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    try:
+        sweep = load_sweep(args.config)
+        out = Path(args.out or Path("runs/sweeps") / sweep.get("name", Path(args.config).stem))
+        run_sweep(sweep, out, args.parallel, args.max_runs, args.seed, args.dry_run)
+        if not args.dry_run:
+            files = write_report(out)
+            print(f"[sweep] report: {', '.join(str(p) for p in files.values())}")
+    except SweepConfigError as err:
+        print(f"genlab sweep: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="genlab sweep-report",
+                                     description="Rebuild a sweep's results.csv, summary.md and plots from its finished runs.")
+    parser.add_argument("dir", help="the sweep folder (holds run-*/summary.json)")
+    args = parser.parse_args(argv)
+    try:
+        files = write_report(Path(args.dir))
+    except SweepConfigError as err:
+        print(f"genlab sweep-report: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in files.values()))
+    return 0
