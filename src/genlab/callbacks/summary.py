@@ -42,7 +42,9 @@ class RunSummary(pl.Callback):
 
     def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...] | None) -> None:
         for key, value in _scalars(trainer.callback_metrics, prefixes).items():
-            self.history.setdefault(key, []).append([trainer.global_step, value])
+            points = self.history.setdefault(key, [])
+            if not points or points[-1][0] != trainer.global_step:
+                points.append([trainer.global_step, value])
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
@@ -54,6 +56,9 @@ class RunSummary(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self._record(trainer, ("val/", "quality/"))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # also catches metrics of runs with no validation
+        self._record(trainer, ("val/", "quality/"))
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
