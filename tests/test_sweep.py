@@ -44,7 +44,7 @@ def test_shipped_sweep_files_are_valid_wandb_sweeps(repo):
         assert sweep["program"] and sweep["metric"]["name"]
         runs = enumerate_runs(sweep, max_runs=50)
         assert len(runs) >= 2
-        argv = run_command(sweep, runs[0], Path("runs/x"))
+        argv = run_command(sweep["command"], runs[0], Path("runs/x"))
         assert argv[1:4] == ["-m", "genlab.cli", "fit"] and any(a.startswith("--model.init_args.") for a in argv)
 
 

@@ -90,13 +90,13 @@ def run_id(params: dict) -> str:
     return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def run_command(sweep: dict, params: dict, run_dir: Path) -> list[str]:
-    """The sweep's command with W&B's macros filled in the way `wandb agent` fills them."""
+def run_command(command: list, params: dict, run_dir: Path) -> list[str]:
+    """A sweep's command with W&B's macros filled in the way `wandb agent` fills them."""
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
     flags = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})["args"]
     argv: list[str] = []
-    for part in sweep["command"]:
+    for part in command:
         if part == ENV_MACRO:
             continue
         if part == ARGS_MACRO:
@@ -108,25 +108,21 @@ def run_command(sweep: dict, params: dict, run_dir: Path) -> list[str]:
     return [*argv, f"--trainer.default_root_dir={run_dir}"]
 
 
-def run_sweep(sweep: dict, out: Path, parallel: int = 1, max_runs: int | None = None, seed: int = 0,
-              dry_run: bool = False) -> list[Path]:
-    runs = enumerate_runs(sweep, max_runs, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(sweep, indent=1, default=str))
+def execute(command: list, jobs: list[tuple[dict, Path]], parallel: int = 1, dry_run: bool = False) -> list[int]:
+    """Run `command` once per (params, run folder), skipping finished runs; returns the exit codes of those run."""
     todo = []
-    for params in runs:
-        run_dir = out / f"run-{run_id(params)}"
+    for params, run_dir in jobs:
         if (run_dir / "summary.json").is_file():
             print(f"[sweep] {run_dir.name} finished earlier, skipping: {params}", flush=True)
-            continue
-        todo.append((params, run_dir))
-    print(f"[sweep] {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run", flush=True)
+        else:
+            todo.append((params, run_dir))
+    print(f"[sweep] {len(jobs)} runs, {len(jobs) - len(todo)} already finished, {len(todo)} to run", flush=True)
 
     def launch(item):
         params, run_dir = item
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "params.json").write_text(json.dumps(params, indent=1))
-        argv = run_command(sweep, params, run_dir)
+        argv = run_command(command, params, run_dir)
         print(f"[sweep] {run_dir.name}: {' '.join(argv[3:])}", flush=True)
         if dry_run:
             return 0
@@ -140,7 +136,15 @@ def run_sweep(sweep: dict, out: Path, parallel: int = 1, max_runs: int | None = 
         codes = list(pool.map(launch, todo))
     if any(codes):
         print(f"[sweep] {sum(1 for c in codes if c)} run(s) failed; rerun the same command to retry them", flush=True)
-    return [run_dir for _, run_dir in todo]
+    return codes
+
+
+def run_sweep(sweep: dict, out: Path, parallel: int = 1, max_runs: int | None = None, seed: int = 0,
+              dry_run: bool = False) -> list[int]:
+    runs = enumerate_runs(sweep, max_runs, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(sweep, indent=1, default=str))
+    return execute(sweep["command"], [(p, out / f"run-{run_id(p)}") for p in runs], parallel, dry_run)
 
 
 def collect(out: Path) -> tuple[list[dict], dict]:
