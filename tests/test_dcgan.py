@@ -1,0 +1,215 @@
+"""DCGAN: the step's structure (D first; G taught only by D), the knobs, the diagnostics, the CLI."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from genlab.models.dcgan import DCGAN, Discriminator, NonFiniteLossError
+
+TINY = dict(z_dim=16, g_width=8, d_width=0.125, n_fixed=4, d_strong_patience=10_000)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def loader(x: torch.Tensor, batch_size: int = 8) -> DataLoader:
+    """Batches (x in [0,1], y) in a fixed order."""
+    return DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=batch_size)
+
+
+def real_images(n: int = 8, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def fit(model: DCGAN, x: torch.Tensor, steps: int = 1, seed: int = 0, **trainer_kw) -> pl.Trainer:
+    """Train for `steps` batches. Lightning's global_step (and max_steps) counts optimizer steps: d_steps + g_steps
+    of them per batch in manual optimization."""
+    pl.seed_everything(seed, verbose=False)
+    per_batch = model.hparams.d_steps + model.hparams.g_steps
+    kw = dict(max_steps=steps * per_batch, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, accelerator="cpu", devices=1, num_sanity_val_steps=0)
+    kw.update(trainer_kw)
+    trainer = pl.Trainer(**kw)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(num_workers|LeafSpec|max_steps).*")
+        trainer.fit(model, loader(x))
+    return trainer
+
+
+def fresh(**kw) -> DCGAN:
+    torch.manual_seed(0)
+    return DCGAN(**{**TINY, **kw})
+
+
+# ------------------------------------------------------------------------------------------- the step's structure
+def test_generator_gradient_does_not_depend_on_real_batch():
+    """With D frozen (d_lr=0) and the same z, G's gradient is identical for two unrelated real batches,
+    while D's gradient (sanity check) does change with the real batch."""
+    grads = []
+    for real_seed in (1, 2):
+        model = fresh(d_lr=0.0)
+        fit(model, real_images(8, seed=real_seed), steps=1, seed=0)
+        g = [p.grad.clone() for p in model.generator.parameters()]
+        d = [p.grad.clone() for p in model.discriminator.parameters() if p.grad is not None]
+        grads.append((g, d))
+    (g1, d1), (g2, d2) = grads
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+    assert any(a.abs().sum() > 0 for a in g1)
+    assert not all(torch.equal(a, b) for a, b in zip(d1, d2, strict=True))
+
+
+def test_generator_step_receives_no_real_batch():
+    import inspect
+
+    params = list(inspect.signature(DCGAN.generator_step).parameters)
+    assert params == ["self", "z", "g_opt", "fake"]
+
+
+def test_discriminator_updated_before_generator_loss():
+    """Within one training step, D's parameters have already moved when G's loss is computed."""
+    model = fresh()
+    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    seen, order = {}, []
+    d_step, g_step = model.discriminator_step, model.generator_step
+
+    def record_d(*args, **kwargs):
+        order.append("D")
+        return d_step(*args, **kwargs)
+
+    def record_g(*args, **kwargs):
+        order.append("G")
+        seen["d_params"] = [p.detach().clone() for p in model.discriminator.parameters()]
+        return g_step(*args, **kwargs)
+
+    model.discriminator_step, model.generator_step = record_d, record_g
+    fit(model, real_images(8), steps=1)
+    after = [p.detach().clone() for p in model.discriminator.parameters()]
+    assert order == ["D", "G"]
+    assert not all(torch.equal(a, b) for a, b in zip(before, seen["d_params"], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(seen["d_params"], after, strict=True))  # G's step leaves D alone
+
+
+def test_d_steps_and_g_steps_repeat_updates():
+    model = fresh(d_steps=2, g_steps=3)
+    order = []
+    d_step, g_step = model.discriminator_step, model.generator_step
+    model.discriminator_step = lambda *a, **k: order.append("D") or d_step(*a, **k)
+    model.generator_step = lambda *a, **k: order.append("G") or g_step(*a, **k)
+    fit(model, real_images(8), steps=1)
+    assert order == ["D", "D", "G", "G", "G"]
+
+
+# ------------------------------------------------------------------------------------------- knobs
+def test_label_smoothing_and_flips_change_d_targets():
+    real_t, fake_t = fresh().d_targets(1000)
+    assert torch.all(real_t == 1.0) and torch.all(fake_t == 0.0)
+    real_t, fake_t = fresh(real_label=0.9).d_targets(1000)
+    assert torch.allclose(real_t, torch.full_like(real_t, 0.9)) and torch.all(fake_t == 0.0)  # one-sided
+    torch.manual_seed(0)
+    real_t, fake_t = fresh(label_flip_prob=0.2).d_targets(1000)
+    assert 0.1 < (real_t == 0).float().mean() < 0.3 and 0.1 < (fake_t == 1).float().mean() < 0.3
+
+
+def test_instance_noise_anneals_linearly_to_zero():
+    model = fresh(instance_noise_std=0.2, instance_noise_anneal_steps=100)
+    levels = []
+    for step in (0, 50, 100, 500):
+        model.gan_step.fill_(step)
+        levels.append(model.instance_noise_level())
+    assert levels == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    assert fresh().instance_noise_level() == 0.0
+    model.gan_step.fill_(0)
+    x = torch.zeros(4, 1, 28, 28)
+    assert model.d_input(x).std() > 0.1 and torch.equal(fresh().d_input(x), x)
+
+
+def test_instance_noise_level_follows_training_steps():
+    model = fresh(instance_noise_std=0.1, instance_noise_anneal_steps=4)
+    fit(model, real_images(16), steps=2)
+    assert int(model.gan_step) == 2 and model.instance_noise_level() == pytest.approx(0.05)
+
+
+def test_discriminator_knobs_change_the_network():
+    def n_params(m):
+        return sum(p.numel() for p in m.parameters())
+
+    assert n_params(fresh(d_width=0.25).discriminator) > n_params(fresh(d_width=0.125).discriminator)
+    assert n_params(Discriminator(64)) == 138_689  # DCGAN's D at 28x28: 64 -> 128 channels
+    sn = fresh(d_spectral_norm=True).discriminator
+    assert any(hasattr(m, "parametrizations") for m in sn.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in sn.modules())
+    assert any(isinstance(m, torch.nn.Dropout) for m in fresh(d_dropout=0.3).discriminator.modules())
+
+
+def test_all_knobs_train_and_log_the_diagnostics():
+    model = fresh(real_label=0.9, label_flip_prob=0.05, instance_noise_std=0.1, instance_noise_anneal_steps=10,
+                  d_dropout=0.2, d_spectral_norm=True, r1_gamma=1.0, g_ema_decay=0.9, d_lr=1e-4, g_lr=3e-4)
+    trainer = fit(model, real_images(16), steps=2)
+    logged = set(trainer.logged_metrics)
+    for key in ("d_loss", "g_loss", "d_real", "d_fake_before", "d_fake_after", "g_grad_norm", "d_grad_norm",
+                "instance_noise", "r1"):
+        assert f"train/{key}" in logged, key
+    assert all(torch.isfinite(v) for v in trainer.logged_metrics.values())
+    opt_d, opt_g = (o.param_groups[0]["lr"] for o in trainer.optimizers)
+    assert (opt_d, opt_g) == (1e-4, 3e-4)
+
+
+# ------------------------------------------------------------------------------------------- diagnostics
+def test_too_strong_discriminator_warns_with_advice():
+    model = fresh(d_lr=0.0, d_strong_patience=3)
+    with torch.no_grad():
+        model.discriminator.net[-1].bias.fill_(-20.0)  # D says "fake" to everything: D(G(z)) ~ 2e-9
+    with pytest.warns(UserWarning, match="discriminator too strong, generator gradients vanishing: try real_label 0.9"):
+        fit(model, real_images(32), steps=4)
+
+
+def test_non_finite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    class Poison(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                with torch.no_grad():
+                    pl_module.generator.net[-2].weight.fill_(float("nan"))
+
+    model = fresh()
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True)
+    with pytest.raises(NonFiniteLossError, match="non-finite discriminator loss"):
+        fit(model, real_images(16), steps=5, max_epochs=3, callbacks=[Poison(), ckpt],
+            enable_checkpointing=True, default_root_dir=tmp_path)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+# ------------------------------------------------------------------------------------------- outputs
+def test_sample_range_seed_and_checkpoint_round_trip(tmp_path):
+    from genlab.checkpoints import load_module
+
+    model = fresh(g_ema_decay=0.5)
+    trainer = fit(model, real_images(16), steps=2, enable_checkpointing=True, default_root_dir=tmp_path)
+    x = model.sample(10, seed=3)
+    assert x.shape == (10, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x, model.sample(10, seed=3)) and not torch.equal(x, model.sample(10, seed=4))
+    assert model.generator.training  # sampling restores training mode
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_module(path, expected=DCGAN)
+    assert torch.equal(loaded.sample(10, seed=3), x)
+    assert (tmp_path / "figures" / "samples_fixed_noise.png").is_file()
+
+
+def test_fit_from_config_through_the_cli(tmp_path):
+    from genlab.cli import main
+
+    main(["fit", "-c", str(REPO / "configs" / "dcgan_mnist.yaml"),
+          "--trainer.max_steps", "2", "--trainer.limit_train_batches", "2", "--trainer.logger", "false",
+          "--trainer.default_root_dir", str(tmp_path / "run"),
+          "--data.init_args.train_limit", "64", "--data.init_args.batch_size", "16",
+          "--model.init_args.g_width", "8", "--model.init_args.d_width", "0.125",
+          # the per-epoch judge (SampleQualityCallback) costs ~30 s to set up here; tests/test_metrics.py covers it
+          "--trainer.callbacks", "[]", "--checkpoint.monitor", "null"])
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "run" / "figures" / "samples_fixed_noise.png").is_file()
