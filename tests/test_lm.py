@@ -1,0 +1,246 @@
+"""The character-level transformer: attention maths, KV cache, sampling rules, training, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from genlab.cli import main
+from genlab.data import CharTextDataModule
+from genlab.models.lm import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    LanguageModel,
+    TextSamplesCallback,
+    attention_reference,
+    sample_next,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and leave the other core to whoever shares the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TEXT = ("ROMEO:\nBut soft, what light through yonder window breaks?\n"
+        "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n") * 40
+
+
+def lively_gpt(positional="learned", block_size=16, seed=0) -> GPT:
+    """A small float64 GPT trained for a moment on a random token sequence, so that greedy decoding produces
+    varied tokens (an untrained one just repeats a token), which makes cache-vs-no-cache comparisons meaningful."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=11, block_size=block_size, n_layer=2, n_head=2, n_embd=16,
+                          positional=positional)).double()
+    stream = torch.randperm(11).repeat(5)  # a cycle through every token: the next token is always determined
+    windows = torch.stack([stream[i : i + block_size + 1] for i in range(len(stream) - block_size - 1)])
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(40):
+        _, loss = model(windows[:, :-1], windows[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+def test_sdpa_matches_reference_attention(positional):
+    model = lively_gpt(positional)
+    idx = torch.randint(0, 11, (3, 16))
+    fast, _ = model(idx)
+    slow, _ = model(idx, reference=True)
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
+    # queries after cached keys (the masked SDPA branch) against the reference with the same offset
+    q, k, v = torch.randn(2, 2, 3, 4).double(), torch.randn(2, 2, 7, 4).double(), torch.randn(2, 2, 7, 4).double()
+    mask = torch.ones(3, 7, dtype=torch.bool).tril(4)
+    torch.testing.assert_close(torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                               attention_reference(q, k, v))
+    # the reference is causal: changing a later token leaves earlier logits alone
+    changed = idx.clone()
+    changed[:, 10] = (changed[:, 10] + 1) % 11
+    after, _ = model(changed, reference=True)
+    torch.testing.assert_close(after[:, :10], slow[:, :10])
+    assert not torch.allclose(after[:, 10:], slow[:, 10:])
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("prompt_len, new", [(1, 10), (5, 30), (40, 12)])  # fits / slides past 16 / starts past
+def test_kv_cache_greedy_equals_no_cache(positional, prompt_len, new):
+    model = lively_gpt(positional)
+    prompt = torch.randint(0, 11, (2, prompt_len), generator=torch.Generator().manual_seed(prompt_len))
+    cached = model.generate(prompt, new, temperature=0, use_cache=True)
+    plain = model.generate(prompt, new, temperature=0, use_cache=False)
+    assert cached.shape == (2, prompt_len + new)
+    assert torch.equal(cached, plain)
+    assert len(set(cached[:, prompt_len:].flatten().tolist())) >= 3  # a real test, not a constant stream
+    # sampling draws the same tokens too (same logits, same generator)
+    a = model.generate(prompt[0], new, temperature=1.3, top_k=5, top_p=0.9, seed=7, use_cache=True)
+    b = model.generate(prompt[0], new, temperature=1.3, top_k=5, top_p=0.9, seed=7, use_cache=False)
+    assert torch.equal(a, b) and a.dim() == 1
+
+
+def test_cache_forward_matches_full_forward():
+    model = lively_gpt()
+    idx = torch.randint(0, 11, (1, 16))
+    full, _ = model(idx)
+    cache = KVCache(model.config, 1, "cpu", torch.float64)
+    first, _ = model(idx[:, :9], cache=cache)  # prefill
+    rest = [model(idx[:, i : i + 1], cache=cache)[0] for i in range(9, 16)]  # one token at a time
+    torch.testing.assert_close(torch.cat([first, *rest], dim=1), full)
+    with pytest.raises(ValueError, match="longer than block_size"):
+        model(idx[:, :1], cache=cache)
+
+
+def test_sampling_rules_and_errors():
+    model = lively_gpt()
+    for kwargs, message in [({"temperature": -0.1}, "temperature"), ({"top_p": 0.0}, "top_p"),
+                            ({"top_p": 1.5}, "top_p"), ({"top_k": 0}, "top_k"),
+                            ({"temperature": float("nan")}, "temperature")]:
+        with pytest.raises(ValueError, match=message):
+            model.generate([1, 2], 3, **kwargs)
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -2.0]])
+    assert sample_next(logits, 0.0).item() == 0  # greedy, no division by zero
+    draws = lambda **kw: {sample_next(logits, generator=torch.Generator().manual_seed(s), **kw).item()  # noqa: E731
+                          for s in range(200)}
+    assert draws(temperature=1.0, top_k=1) == {0}
+    assert draws(temperature=5.0, top_k=2) == {0, 1}
+    # temperature comes before top-p: at T=1 token 0 alone holds p=0.64 >= 0.5; at T=10 the flatter
+    # distribution needs three tokens to reach 0.5
+    assert draws(temperature=1.0, top_p=0.5) == {0}
+    assert draws(temperature=10.0, top_p=0.5) == {0, 1, 2}
+    # top-k first, then top-p on what is left (renormalised): of tokens 0 and 1, token 0 alone holds 0.52
+    assert draws(temperature=10.0, top_k=2, top_p=0.5) == {0}
+    assert len(draws(temperature=3.0)) == 5  # no filter: every token can come up
+
+
+def test_unknown_prompt_characters_are_listed():
+    lm = LanguageModel(vocab="abc \n", n_layer=1, n_head=1, n_embd=8, block_size=8)
+    with pytest.raises(ValueError, match=r"2 character\(s\) not in the model's vocabulary: 'X', 'z'"):
+        lm.generate_text("abzX", 3)
+    assert lm.generate_text("ab", 5, temperature=0.0).startswith("ab")
+
+
+def test_optimizer_groups_and_schedule():
+    lm = LanguageModel(vocab="abcd", n_layer=1, n_head=1, n_embd=8, block_size=8, learning_rate=1e-2,
+                       warmup_steps=10, min_lr_ratio=0.1, weight_decay=0.3)
+    opt = lm.configure_optimizers()
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.3 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    n_tensors = len({id(p) for p in lm.parameters()})  # the tied head is one tensor
+    assert len(decay["params"]) + len(no_decay["params"]) == n_tensors
+    lm._decay = ("steps", 110)
+    lrs = [lm.lr_at(s) for s in range(111)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)  # linear warmup
+    assert lrs[60] == pytest.approx(0.55e-2) and lrs[110] == pytest.approx(1e-3)  # cosine to 10%
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[9:], lrs[10:], strict=False))
+
+
+def test_gpt2_init_and_tied_head():
+    model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=4, n_head=2, n_embd=64))
+    assert model.lm_head.weight is model.wte.weight
+    assert model.blocks[0].attn.c_proj.weight.std().item() == pytest.approx(0.02 / math.sqrt(8), rel=0.1)
+    assert model.blocks[0].mlp.c_fc.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(ValueError, match="positional"):
+        GPTConfig(positional="rotary")
+
+
+def tiny_data(tmp: Path, block_size=16) -> CharTextDataModule:
+    path = tmp / "tiny.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return CharTextDataModule(path=str(path), block_size=block_size, batch_size=8)
+
+
+def tiny_trainer(tmp: Path, **kwargs) -> pl.Trainer:
+    defaults = dict(default_root_dir=str(tmp / "run"), max_steps=4, limit_val_batches=2, logger=False,
+                    enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                    num_sanity_val_steps=0, val_check_interval=4, accelerator="cpu", devices=1)
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def test_bf16_mixed_trains_on_cpu(tmp_path):
+    pl.seed_everything(0)
+    lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=3e-3, warmup_steps=1)
+    trainer = tiny_trainer(tmp_path, precision="bf16-mixed", max_steps=3, limit_val_batches=1,
+                           val_check_interval=3)
+    trainer.fit(lm, datamodule=tiny_data(tmp_path))
+    assert trainer.global_step == 3
+    loss = trainer.callback_metrics["val/loss"]
+    assert math.isfinite(loss.item()) and loss.item() < math.log(lm.config.vocab_size) + 0.5
+
+
+def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
+    """Vocab from the data at fit time, into the checkpoint; `genlab generate` then needs no data set."""
+    pl.seed_everything(0)
+    data = tiny_data(tmp_path)
+    lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, positional="sinusoidal",
+                       learning_rate=1e-2, warmup_steps=2)
+    trainer = tiny_trainer(tmp_path, callbacks=[TextSamplesCallback(prompt="JULIET:", max_new_tokens=20)])
+    trainer.fit(lm, datamodule=data)
+    assert lm.vocab == "".join(sorted(set(TEXT)))
+    for key in ("train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/bpc"):
+        assert key in trainer.callback_metrics, key
+    assert trainer.callback_metrics["val/bpc"].item() == pytest.approx(
+        trainer.callback_metrics["val/loss"].item() / math.log(2))
+    table = (tmp_path / "run" / "figures" / "samples" / "text.md").read_text()
+    assert table.count("| 0.5 |") + table.count("| 1.0 |") + table.count("| 1.5 |") == 3 and "JULIET:" in table
+    ckpt = tmp_path / "lm.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["hyper_parameters"]["vocab"] == lm.vocab
+    assert saved["hyper_parameters"]["positional"] == "sinusoidal"
+
+    (tmp_path / "tiny.txt").unlink()
+    monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path / "no-data-here"))
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(ckpt), "--prompt", "ROMEO:", "--temperature", "0", "0.8", "1.2",
+                 "--max-new-tokens", "30", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    for t in ("0", "0.8", "1.2"):
+        assert f"===== temperature {t}" in out
+    samples = [block.split("\n", 1)[1].strip("\n") for block in out.split("===== ")[1:]]
+    assert len(samples) == 3 and all(s.startswith("ROMEO:") and len(s) == 36 for s in samples)
+    greedy = lm.eval().generate_text("ROMEO:", 30, temperature=0)
+    assert samples[0] == greedy  # the CLI's model is the trained one
+
+    # the same seed gives the same text
+    main(["generate", "--ckpt", str(ckpt), "--prompt", "ROMEO:", "--temperature", "1.0", "--max-new-tokens", "30",
+          "--seed", "3"])
+    first = capsys.readouterr().out
+    main(["generate", "--ckpt", str(ckpt), "--prompt", "ROMEO:", "--temperature", "1.0", "--max-new-tokens", "30",
+          "--seed", "3", "--no-cache"])
+    assert capsys.readouterr().out == first
+
+
+def test_generate_cli_bad_arguments(tmp_path, capsys):
+    lm = LanguageModel(vocab="ROME:\n abc", n_layer=1, n_head=1, n_embd=8, block_size=8)
+    ckpt = tmp_path / "lm.ckpt"
+    checkpoint = {"state_dict": lm.state_dict(), "hyper_parameters": dict(lm.hparams)}
+    lm.on_save_checkpoint(checkpoint)  # what Lightning calls: names the class
+    torch.save(checkpoint, ckpt)
+    for args, message in [(["--temperature", "-1"], "temperature must be"),
+                          (["--top-p", "0"], "top_p must be in"),
+                          (["--top-k", "0"], "top_k must be"),
+                          (["--max-new-tokens", "-5"], "max_new_tokens"),
+                          (["--temperature", "warm"], "invalid float value")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["generate", "--ckpt", str(ckpt), *args])
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate"])  # --ckpt is required
+    assert "--ckpt" in capsys.readouterr().err
+    assert main(["generate", "--ckpt", str(tmp_path / "missing.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["generate", "--ckpt", str(ckpt), "--prompt", "JULIET!"]) == 2
+    err = capsys.readouterr().err
+    assert "not in the model's vocabulary" in err and "'J'" in err and "'!'" in err
