@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from pytorch_lightning import Trainer
@@ -43,6 +44,8 @@ class GenlabCLI(LightningCLI):
         }
         if sys.stderr.isatty():
             trainer_defaults["callbacks"] = [{"class_path": "pytorch_lightning.callbacks.RichProgressBar"}]
+        # genlab's own entry point hands LightningCLI the arguments it parsed from sys.argv: not a mistake
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
         try:
             super().__init__(
                 model_class=None,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
 
@@ -95,6 +95,23 @@ class TilingWindows(RandomWindows):
         return super().__getitem__(i * self.block_size)
 
 
+class RandomWindowSampler(Sampler):
+    """`num_samples` window starts drawn uniformly with replacement: an "epoch" of a chosen size.
+
+    A sampler of its own type (not RandomSampler), so that under DDP Lightning wraps it and gives each rank
+    its share of the epoch instead of replacing it with a full pass over every window.
+    """
+
+    def __init__(self, dataset: Dataset, num_samples: int):
+        self.dataset, self.num_samples = dataset, num_samples
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        yield from torch.randint(len(self.dataset), (self.num_samples,)).tolist()
+
+
 class CharTextDataModule(pl.LightningDataModule):
     """Character-level text, split contiguously: the first 90% for training, the rest for validation.
 
@@ -158,7 +175,7 @@ class CharTextDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size
-        sampler = RandomSampler(self._train, replacement=True, num_samples=n)
+        sampler = RandomWindowSampler(self._train, n)
         return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           drop_last=True, persistent_workers=self.num_workers > 0)
 
