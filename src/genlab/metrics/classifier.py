@@ -186,10 +186,13 @@ class Classifier(GenlabModule):
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.lr,
         )
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        if total_steps < 10:  # OneCycleLR's phases degenerate (division by zero) on a handful of steps
+            return opt
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=self.hparams.lr,
-            total_steps=int(self.trainer.estimated_stepping_batches),
+            total_steps=total_steps,
             pct_start=self.hparams.pct_start,
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
