@@ -83,7 +83,7 @@ def report(out: Path, dest: Path) -> dict:
     panels = [v for v in ("strong", best) if v in rows]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3), sharey=True, squeeze=False)
-        for ax, v in zip(axes[0], panels):
+        for ax, v in zip(axes[0], panels, strict=False):
             for key, label in (("train/d_real", "D(x)"), ("train/d_fake_before", "D(G(z))")):
                 points = rows[v]["_history"].get(key, [])
                 ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
@@ -102,7 +102,7 @@ def report(out: Path, dest: Path) -> dict:
         fig, axes = plt.subplots(rows_n, cols, figsize=(3 * cols, 3.3 * rows_n), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, (v, path) in zip(axes.flat, grids):
+        for ax, (v, path) in zip(axes.flat, grids, strict=False):
             ax.imshow(decode_image(str(path)).permute(1, 2, 0).numpy())
             ax.set_title(v, fontsize=8)
         fig.savefig(dest / "grids.png", dpi=110, bbox_inches="tight")

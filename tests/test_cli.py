@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
 from genlab.checkpoints import CheckpointError, load_module
 from genlab.cli import main
 from genlab.loggers import read_offline_run
-
-import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
 
 TINY = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
         "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",

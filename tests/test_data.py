@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.data import CharTextDataModule, CharVocab, DataNotFoundError, FashionMNISTDataModule, MNISTDataModule
+from genlab.data import (
+    CharTextDataModule,
+    CharVocab,
+    DataNotFoundError,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+)
 
 
 def test_mnist_splits_are_fixed_and_sized():

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
-
-import pytorch_lightning as pl
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
