@@ -12,6 +12,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from genlab.callbacks.summary import RunSummary
 from genlab.loggers import finish_wandb_run
+from genlab.models.base import flush_denormals
 
 DEFAULT_ROOT = "runs/default"
 
@@ -38,6 +39,7 @@ class GenlabCLI(LightningCLI):
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs):
+        flush_denormals()  # before torch starts its worker threads, which inherit the setting
         trainer_defaults = {
             "default_root_dir": DEFAULT_ROOT,
             "logger": {"class_path": "genlab.loggers.WandbLogger", "init_args": {"project": "genlab"}},

@@ -7,12 +7,30 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 
 CLASS_KEY = "genlab_class"
 
 
+def flush_denormals() -> bool:
+    """Treat subnormal floats (|x| < 1.2e-38) as zero on the CPU; True if the CPU supports it.
+
+    Why: as training goes on, Adam's second-moment estimates of small gradients decay into subnormal numbers,
+    which x86 CPUs handle in slow microcode: measured here, the VAE's CPU step grew from 21 to 32 ms over three
+    epochs without this, and stayed near 22 ms with it. Nothing a model learns lives below 1e-38.
+    Set before torch's worker threads start (a new thread inherits the setting), so genlab calls it when a
+    module is built; it is a per-process switch that stays on.
+    """
+    return torch.set_flush_denormal(True)
+
+
 class GenlabModule(pl.LightningModule):
-    """A LightningModule whose checkpoints say which genlab class wrote them."""
+    """A LightningModule whose checkpoints say which genlab class wrote them (and that flushes subnormal
+    floats to zero on the CPU: see flush_denormals)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        flush_denormals()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
