@@ -46,12 +46,14 @@ def fresh(**kw) -> DCGAN:
 
 
 # ------------------------------------------------------------------------------------------- the step's structure
-def test_generator_gradient_does_not_depend_on_real_batch():
+@pytest.mark.parametrize("minibatch_std", [False, True])
+def test_generator_gradient_does_not_depend_on_real_batch(minibatch_std):
     """With D frozen (d_lr=0) and the same z, G's gradient is identical for two unrelated real batches,
-    while D's gradient (sanity check) does change with the real batch."""
+    while D's gradient (sanity check) does change with the real batch. Also with D's minibatch-std feature,
+    which looks across the batch: in G's step that batch holds fakes only."""
     grads = []
     for real_seed in (1, 2):
-        model = fresh(d_lr=0.0)
+        model = fresh(d_lr=0.0, d_minibatch_std=minibatch_std)
         fit(model, real_images(8, seed=real_seed), steps=1, seed=0)
         g = [p.grad.clone() for p in model.generator.parameters()]
         d = [p.grad.clone() for p in model.discriminator.parameters() if p.grad is not None]
@@ -145,9 +147,23 @@ def test_discriminator_knobs_change_the_network():
     assert any(isinstance(m, torch.nn.Dropout) for m in fresh(d_dropout=0.3).discriminator.modules())
 
 
+def test_minibatch_std_feature_sees_batch_diversity():
+    from genlab.models.dcgan import MinibatchStd
+
+    same = torch.randn(1, 3, 7, 7).expand(4, 3, 7, 7)
+    out = MinibatchStd()(same)
+    assert out.shape == (4, 4, 7, 7) and torch.allclose(out[:, 3], torch.zeros(4, 7, 7), atol=1e-6)
+    x = torch.randn(4, 3, 7, 7)
+    varied = MinibatchStd()(x)
+    assert varied[:, 3].min() > 0.1 and torch.equal(varied[:, :3], x)
+    d = fresh(d_minibatch_std=True).discriminator
+    assert d(torch.rand(4, 1, 28, 28)).shape == (4,)
+
+
 def test_all_knobs_train_and_log_the_diagnostics():
     model = fresh(real_label=0.9, label_flip_prob=0.05, instance_noise_std=0.1, instance_noise_anneal_steps=10,
-                  d_dropout=0.2, d_spectral_norm=True, r1_gamma=1.0, g_ema_decay=0.9, d_lr=1e-4, g_lr=3e-4)
+                  d_dropout=0.2, d_spectral_norm=True, r1_gamma=1.0, g_ema_decay=0.9, d_lr=1e-4, g_lr=3e-4,
+                  d_minibatch_std=True)
     trainer = fit(model, real_images(16), steps=2)
     logged = set(trainer.logged_metrics)
     for key in ("d_loss", "g_loss", "d_real", "d_fake_before", "d_fake_after", "g_grad_norm", "d_grad_norm",

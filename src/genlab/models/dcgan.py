@@ -66,16 +66,30 @@ class Generator(nn.Module):
         return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
 
 
+class MinibatchStd(nn.Module):
+    """Appends one channel holding the batch's mean feature standard deviation (Karras et al., 2018).
+
+    D can then see that a batch of fakes is too uniform (mode collapse) and G is pushed to spread its samples over
+    all the modes. In G's step D sees a batch of fakes only, so G still learns from fakes alone.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        std = x.float().std(dim=0, unbiased=False).add(1e-8).mean().to(x.dtype) if x.shape[0] > 1 else x.new_zeros(())
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
 class Discriminator(nn.Module):
     """image [B,1,28,28] in [-1,1] -> one logit per image: strided convs 28 -> 14 -> 7, LeakyReLU(0.2), batch
     norm on every layer but the input one, a 7x7 conv to the logit (no sigmoid: the loss takes logits).
 
     `width` is the number of channels of the first layer (64 x the `d_width` multiplier). With
     `spectral_norm`, every conv is spectrally normalised and batch norm is left out (it would undo the
-    Lipschitz bound); `dropout` follows each hidden LeakyReLU.
+    Lipschitz bound); `dropout` follows each hidden LeakyReLU; `minibatch_std` adds a MinibatchStd channel before
+    the last conv.
     """
 
-    def __init__(self, width: int = 64, channels: int = 1, dropout: float = 0.0, spectral_norm: bool = False):
+    def __init__(self, width: int = 64, channels: int = 1, dropout: float = 0.0, spectral_norm: bool = False,
+                 minibatch_std: bool = False):
         super().__init__()
         c = width
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
@@ -88,7 +102,8 @@ class Discriminator(nn.Module):
             nn.Identity() if spectral_norm else nn.BatchNorm2d(2 * c),
             nn.LeakyReLU(0.2, inplace=True),
             drop(),
-            sn(nn.Conv2d(2 * c, 1, 7, 1, 0)),  # 7 -> 1: the logit
+            MinibatchStd() if minibatch_std else nn.Identity(),
+            sn(nn.Conv2d(2 * c + int(minibatch_std), 1, 7, 1, 0)),  # 7 -> 1: the logit
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -116,6 +131,8 @@ class DCGAN(GenlabModule):
         instance_noise_std: std of Gaussian noise added to every D input (real and fake, images in [-1,1]),
             annealed linearly to 0 over instance_noise_anneal_steps training steps (0: kept constant).
         d_dropout, d_spectral_norm: dropout after D's hidden activations; spectral norm on D's convs.
+        d_minibatch_std: give D a minibatch-standard-deviation feature, so that it can spot (and G is pushed
+            away from) samples that all look alike; a remedy for missing classes, not a weakening of D.
         r1_gamma: weight of the R1 penalty gamma/2 * E||grad_x D(x)||^2 on real data (Mescheder et al. 2018).
         g_ema_decay: if > 0, sample() uses an exponential moving average of G's weights (0: the live G), with
             the usual warm-up min(decay, (1 + t) / (10 + t)) at step t; batch-norm statistics are copied.
@@ -142,6 +159,7 @@ class DCGAN(GenlabModule):
         instance_noise_anneal_steps: int = 0,
         d_dropout: float = 0.0,
         d_spectral_norm: bool = False,
+        d_minibatch_std: bool = False,
         r1_gamma: float = 0.0,
         g_ema_decay: float = 0.0,
         d_strong_threshold: float = 0.05,
@@ -161,7 +179,8 @@ class DCGAN(GenlabModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = Generator(z_dim, g_width)
-        self.discriminator = Discriminator(max(1, round(64 * d_width)), dropout=d_dropout, spectral_norm=d_spectral_norm)
+        self.discriminator = Discriminator(max(1, round(64 * d_width)), dropout=d_dropout, spectral_norm=d_spectral_norm,
+                                           minibatch_std=d_minibatch_std)
         self.generator.apply(dcgan_init)
         self.discriminator.apply(dcgan_init)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if g_ema_decay > 0 else None
