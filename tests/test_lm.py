@@ -72,6 +72,25 @@ def test_sdpa_matches_reference_attention(positional):
     assert not torch.allclose(after[:, 10:], slow[:, 10:])
 
 
+def test_attention_dropout_is_its_own_knob():
+    """attn_dropout=0 keeps the attention weights exact in training mode (the fused CPU kernel) while `dropout`
+    still acts on the residual branches; None follows `dropout`, as in nanoGPT."""
+    from genlab.models.lm import CausalSelfAttention
+
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.5)
+    x = torch.randn(2, 8, 16)
+    exact = CausalSelfAttention(GPTConfig(**cfg, attn_dropout=0.0)).train()
+    exact.resid_dropout = torch.nn.Identity()  # look at the attention alone
+    assert torch.equal(exact(x), exact(x))
+    follows = CausalSelfAttention(GPTConfig(**cfg)).train()
+    follows.load_state_dict(exact.state_dict())
+    follows.resid_dropout = torch.nn.Identity()
+    assert not torch.equal(follows(x), follows(x))
+    with pytest.raises(ValueError, match="attn_dropout"):
+        GPTConfig(**cfg, attn_dropout=1.0)
+
+
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 @pytest.mark.parametrize("prompt_len, new", [(1, 10), (5, 30), (40, 12)])  # fits / slides past 16 / starts past
 def test_kv_cache_greedy_equals_no_cache(positional, prompt_len, new):
