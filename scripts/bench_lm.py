@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     if args.minutes <= 0:
         p.error("--minutes must be > 0")
     torch.set_num_threads(args.threads)
+    from genlab.models.base import flush_denormals
+
+    flush_denormals()  # as genlab's CLI does, before torch's worker threads start (they inherit it)
     shared = REPO.parent / "shared" / "data"  # this machine's layout, as in tests/conftest.py
     if not os.environ.get("GENLAB_DATA_DIR") and not Path("data/tinyshakespeare/input.txt").is_file() and shared.is_dir():
         os.environ["GENLAB_DATA_DIR"] = str(shared)
