@@ -77,3 +77,26 @@ def test_two_point_sweep_runs_resumes_and_reports(tmp_path, monkeypatch, capsys)
     assert "0 to run" in capsys.readouterr().out
     Path("sweep/results.csv").unlink()
     assert main(["sweep-report", "sweep"]) == 0 and Path("sweep/results.csv").is_file()
+
+
+def test_collect_reads_finished_runs_in_any_named_folder(tmp_path):
+    """Sweeps name their runs run-NNN; scripts/discriminator_strength.py names them by variant. Both are collected;
+    a folder without summary.json (unfinished) or params.json (not a sweep run) is skipped."""
+    import json
+
+    from genlab.sweep import collect
+
+    def run(name, files):
+        d = tmp_path / name
+        d.mkdir()
+        for f in files:
+            content = {"metrics": {"quality/fid": 1.0}, "wall_s": 2.0} if f == "summary.json" else {"d_lr": 1e-4}
+            (d / f).write_text(json.dumps(content))
+
+    run("run-000", ["summary.json", "params.json"])
+    run("strong+r1_gamma_1", ["summary.json", "params.json"])
+    run("unfinished", ["params.json"])
+    run("wandb", [])
+    rows, _ = collect(tmp_path)
+    assert [r["run"] for r in rows] == ["run-000", "strong+r1_gamma_1"]
+    assert rows[1]["quality/fid"] == 1.0 and rows[1]["d_lr"] == 1e-4 and rows[1]["wall_s"] == 2.0
