@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from genlab.cli import main
+from genlab.models.base import flush_denormals, ieee_subnormals
 from genlab.precision import DTYPES, lesson
 
 
@@ -21,10 +22,12 @@ def test_printed_table_matches_finfo(capsys):
         assert float(largest) == float(f"{info.max:.5g}")
         assert float(normal) == float(f"{info.smallest_normal:.5g}")
         assert float(eps) == float(f"{info.eps:.5g}")
-        smallest = float(subnormal)
-        # the printed smallest subnormal is representable and half of it rounds to zero
-        assert torch.tensor(smallest, dtype=torch.float64).to(dtype).item() > 0
-        assert (torch.tensor(smallest, dtype=torch.float64).to(dtype) / 2).item() == 0.0 or name == "float64"
+        # the printed smallest subnormal is representable and half of it rounds to zero (IEEE arithmetic, even for
+        # parsing it: other tests in this process build genlab modules, which turn on flush-to-zero)
+        with ieee_subnormals():
+            smallest = float(subnormal)
+            assert torch.tensor(smallest, dtype=torch.float64).to(dtype).item() > 0
+            assert (torch.tensor(smallest, dtype=torch.float64).to(dtype) / 2).item() == 0.0 or name == "float64"
     assert "65520 -> inf" in out
 
 
@@ -39,3 +42,14 @@ def test_demonstrated_outcomes():
     assert r["overflow"]["65504"] == 65504.0 and r["overflow"]["65504 * 2"] == float("inf")
     assert r["range"]["float16"] == float("inf") and abs(r["range"]["bfloat16"] - 1e38) / 1e38 < 0.01
     assert abs(r["digits"]["bfloat16"] - 3.14159265) > 5e-4 > 1e-6 > abs(r["digits"]["float32"] - 3.14159265)
+
+
+def test_lesson_is_ieee_even_after_flush_to_zero():
+    """genlab flushes subnormals to zero for speed; the precision lesson, which is about them, must not see that."""
+    if not flush_denormals():
+        return  # nothing to undo on a CPU without flush-to-zero
+    before = torch.tensor(1e-39, dtype=torch.float32) * 1.0
+    r = lesson()
+    assert before.item() == 0.0  # flush-to-zero was on ...
+    assert r["limits"][2].smallest_subnormal > 0 and r["underflow"][1] > 0  # ... the lesson ran without it ...
+    assert (torch.tensor(1e-39, dtype=torch.float32) * 1.0).item() == 0.0  # ... and it is on again afterwards

@@ -60,7 +60,15 @@ def loss_scaling(grad: float, scale: float) -> tuple[float, float, float]:
 
 
 def lesson() -> dict:
-    """All the demonstrated outcomes, as numbers (what `main` prints and the tests check)."""
+    """All the demonstrated outcomes, as numbers (what `main` prints and the tests check), computed with IEEE
+    subnormals even in a process where genlab has turned on flush-to-zero for speed."""
+    from genlab.models.base import ieee_subnormals
+
+    with ieee_subnormals():
+        return _lesson()
+
+
+def _lesson() -> dict:
     names = list(DTYPES)
     return {
         "limits": [format_limits(n) for n in names],
@@ -80,7 +88,15 @@ def _changed(value: float, start: float = 1.0) -> str:
 
 
 def report() -> str:
-    r = lesson()
+    """The printed lesson. Computed *and formatted* with IEEE subnormals: under flush-to-zero even Python's own
+    float arithmetic and printing read a subnormal as 0."""
+    from genlab.models.base import ieee_subnormals
+
+    with ieee_subnormals():
+        return _report(_lesson())
+
+
+def _report(r: dict) -> str:
     lines = ["Floating-point formats (torch.finfo)", "",
              f"{'format':<9} {'bits':>4} {'largest':>12} {'smallest normal':>16} {'smallest subnormal':>19} "
              f"{'machine eps':>12}"]

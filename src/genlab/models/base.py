@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytorch_lightning as pl
 import torch
 
 CLASS_KEY = "genlab_class"
+_flushing = False  # whether flush_denormals() has switched flush-to-zero on in this process
 
 
 def flush_denormals() -> bool:
@@ -21,7 +24,20 @@ def flush_denormals() -> bool:
     Set before torch's worker threads start (a new thread inherits the setting), so genlab calls it when a
     module is built; it is a per-process switch that stays on.
     """
-    return torch.set_flush_denormal(True)
+    global _flushing
+    _flushing = torch.set_flush_denormal(True)
+    return _flushing
+
+
+@contextlib.contextmanager
+def ieee_subnormals():
+    """Full IEEE arithmetic inside the block (subnormals kept), for code that is *about* subnormals, such as
+    `genlab precision`; the process's flush-to-zero setting is restored afterwards."""
+    torch.set_flush_denormal(False)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(_flushing)
 
 
 class GenlabModule(pl.LightningModule):
