@@ -151,7 +151,8 @@ def collect(out: Path) -> tuple[list[dict], dict]:
     """One row per finished run: its parameters, final metrics, wall seconds; plus the sweep definition."""
     sweep = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
     rows = []
-    for run_dir in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
+    run_dirs = sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+    for run_dir in run_dirs:
         if not (run_dir / "summary.json").is_file() or not (run_dir / "params.json").is_file():
             continue
         summary = json.loads((run_dir / "summary.json").read_text())
