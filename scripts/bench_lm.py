@@ -66,6 +66,17 @@ def generation_speed(lm, prompt: str, new_tokens: int, use_cache: bool, threads:
         torch.set_num_threads(before)
 
 
+def parse_value(text: str):
+    """A --set value as YAML, except that "4e-3" is a float (YAML 1.1, hence PyYAML, wants "4.0e-3")."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=15.0, help="training budget in wall-clock minutes (default 15)")
@@ -94,7 +105,7 @@ def main(argv=None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         target = data_over if key.startswith("data.") else model_over
-        target[key.removeprefix("data.")] = yaml.safe_load(value)
+        target[key.removeprefix("data.")] = parse_value(value)
     tcfg = config.get("trainer") or {}
     precision = str(tcfg.get("precision", "32-true"))
     peak_fp32 = matmul_peak_gflops(torch.float32)

@@ -217,6 +217,24 @@ def test_sample_range_seed_and_checkpoint_round_trip(tmp_path):
     assert (tmp_path / "figures" / "samples_fixed_noise.png").is_file()
 
 
+def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
+    """channels_last keeps the weights and the arithmetic (same init, same samples up to float rounding), stores
+    G and D in NHWC, trains, and survives a checkpoint round trip (into a model built either way)."""
+    from genlab.checkpoints import load_module
+
+    plain, nhwc = fresh(), fresh(channels_last=True)
+    conv = nhwc.discriminator.net[3].weight  # 14 -> 7 (the first conv has one input channel: both layouts agree)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), nhwc.state_dict().values(), strict=True))
+    torch.testing.assert_close(nhwc.sample(6, seed=1), plain.sample(6, seed=1), rtol=1e-5, atol=1e-5)
+    trainer = fit(nhwc, real_images(16), steps=2, default_root_dir=tmp_path)
+    assert nhwc.generator.net[3].weight.is_contiguous(memory_format=torch.channels_last)  # still NHWC after Adam
+    trainer.save_checkpoint(tmp_path / "nhwc.ckpt")
+    loaded = load_module(tmp_path / "nhwc.ckpt", expected=DCGAN)
+    assert loaded.hparams.channels_last
+    torch.testing.assert_close(loaded.sample(6, seed=2), nhwc.sample(6, seed=2), rtol=1e-5, atol=1e-5)
+
+
 def test_fit_from_config_through_the_cli(tmp_path):
     from genlab.cli import main
 
