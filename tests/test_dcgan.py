@@ -219,7 +219,7 @@ def test_sample_range_seed_and_checkpoint_round_trip(tmp_path):
 
 def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
     """channels_last keeps the weights and the arithmetic (same init, same samples up to float rounding), stores
-    G and D in NHWC, trains, and survives a checkpoint round trip (into a model built either way)."""
+    G and D in NHWC, trains, and survives a checkpoint round trip."""
     from genlab.checkpoints import load_module
 
     plain, nhwc = fresh(), fresh(channels_last=True)
