@@ -16,6 +16,7 @@ from genlab.models.lm import (
     GPTConfig,
     KVCache,
     LanguageModel,
+    MuonWithAdamW,
     TextSamplesCallback,
     attention_reference,
     sample_next,
@@ -195,6 +196,49 @@ def test_bf16_mixed_trains_on_cpu(tmp_path):
     assert trainer.global_step == 3
     loss = trainer.callback_metrics["val/loss"]
     assert math.isfinite(loss.item()) and loss.item() < math.log(lm.config.vocab_size) + 0.5
+
+
+def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
+    """optimizer: muon puts every block matrix under Muon, the rest under AdamW; the one learning-rate schedule
+    drives both; a checkpoint restores both optimizers' state and training goes on from it."""
+    lm = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", learning_rate=1e-2,
+                       warmup_steps=2, weight_decay=0.2)
+    with pytest.raises(ValueError, match="optimizer must be 'adamw' or 'muon'"):
+        LanguageModel(optimizer="sgd")
+    pl.seed_everything(0)
+    trainer = tiny_trainer(tmp_path, max_steps=6, val_check_interval=6, enable_checkpointing=True)
+    trainer.fit(lm, datamodule=tiny_data(tmp_path))
+    opt = trainer.optimizers[0]
+    assert isinstance(opt, MuonWithAdamW)
+    muon = [p for g in opt.muon.param_groups for p in g["params"]]
+    assert {id(p) for p in muon} == {id(p) for p in lm.model.blocks.parameters() if p.dim() == 2}
+    adamw = {id(p) for g in opt.adamw.param_groups for p in g["params"]}
+    assert {id(lm.model.wte.weight), id(lm.model.wpe.weight)} <= adamw  # the embeddings (and the tied head)
+    assert len(muon) + len(adamw) == len({id(p) for p in lm.parameters()})
+    assert opt.muon.param_groups[0]["weight_decay"] == 0.2
+    assert all(g["lr"] == pytest.approx(lm.lr_at(5)) for g in opt.param_groups)  # the schedule reached both
+    first_loss = trainer.callback_metrics["train/loss"].item()
+    assert math.isfinite(first_loss) and trainer.callback_metrics["val/loss"].item() < math.log(lm.config.vocab_size)
+
+    ckpt = tmp_path / "muon.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=True)["optimizer_states"][0]
+    fresh = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon",
+                          vocab=lm.vocab).configure_optimizers()
+    fresh.load_state_dict(saved)
+    for inner, inner_fresh in ((opt.muon, fresh.muon), (opt.adamw, fresh.adamw)):
+        for p, q in zip((p for g in inner.param_groups for p in g["params"]),
+                        (q for g in inner_fresh.param_groups for q in g["params"]), strict=True):
+            for key, value in inner.state[p].items():
+                assert torch.equal(inner_fresh.state[q][key], value), key
+    assert fresh.param_groups[0]["lr"] == pytest.approx(lm.lr_at(5))
+    resumed = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", learning_rate=1e-2,
+                            warmup_steps=2)
+    trainer2 = tiny_trainer(tmp_path, max_steps=8, val_check_interval=2)
+    trainer2.fit(resumed, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
+    assert trainer2.global_step == 8 and math.isfinite(trainer2.callback_metrics["train/loss"].item())
+    with pytest.raises(ValueError, match="not MuonWithAdamW's"):
+        trainer2.optimizers[0].load_state_dict(torch.optim.AdamW(lm.parameters()).state_dict())
 
 
 def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):

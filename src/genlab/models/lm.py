@@ -5,6 +5,7 @@ Layout of this file:
   attention_reference       the readable attention maths, softmax(Q K^T / sqrt(d_k)) V with a causal mask
   KVCache                   keys and values of past positions, for incremental decoding
   CausalSelfAttention, MLP, Block, GPT   the nn.Modules; GPT.generate samples text
+  MuonWithAdamW             optional optimizer: torch.optim.Muon on the hidden matrices, AdamW on the rest
   LanguageModel             the LightningModule: AdamW, warmup + cosine, logging, vocabulary in the checkpoint
   TextSamplesCallback       a table of samples (one row per temperature) at every validation
   generate_main             `genlab generate --ckpt X --prompt "ROMEO:" --temperature 0.2 0.8 1.2`
@@ -305,6 +306,47 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None = No
 # Training
 
 
+class MuonWithAdamW(torch.optim.Optimizer):
+    """torch.optim.Muon on the blocks' weight matrices, AdamW on the rest, stepped as one optimizer.
+
+    Muon orthogonalises each matrix's momentum (Newton-Schulz), which trains small transformers in fewer steps;
+    it is meant for hidden matrices only, so the embeddings (and the head tied to them), biases and norms stay
+    with AdamW. One Optimizer object, so Lightning's automatic optimization, gradient clipping, checkpoints and
+    the shared learning-rate schedule work unchanged. `adjust_lr_fn="match_rms_adamw"` scales Muon's update to
+    the size of AdamW's, so one learning rate and one weight decay serve both.
+    """
+
+    def __init__(self, muon_params: list, adamw_groups: list[dict], lr: float, betas: tuple[float, float],
+                 weight_decay: float):
+        self.muon = torch.optim.Muon(muon_params, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas)
+        super().__init__([p for g in self.muon.param_groups + self.adamw.param_groups for p in g["params"]],
+                         {"lr": lr})
+        # the inner optimizers' own groups, so a learning rate set here is the one they use
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if set(state_dict) != {"muon", "adamw"}:
+            raise ValueError("this optimizer state is not MuonWithAdamW's (was the checkpoint trained with "
+                             "optimizer: adamw?)")
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+
 class LanguageModel(GenlabModule):
     """A character-level GPT with its vocabulary, so a checkpoint alone can generate text.
 
@@ -319,6 +361,8 @@ class LanguageModel(GenlabModule):
             steps; "steps" / "time" force one; "none" keeps the peak after warmup.
         weight_decay: AdamW decay, applied to matrices (Linear weights, embeddings) only, not biases or norms.
         betas: AdamW betas.
+        optimizer: "adamw" (the default), or "muon": torch.optim.Muon on the blocks' weight matrices and AdamW
+            on embeddings, biases and norms (MuonWithAdamW), with the same learning rate and schedule.
         sample_prompt: the prompt of the sample-text callback.
     """
 
@@ -340,10 +384,13 @@ class LanguageModel(GenlabModule):
         betas: tuple[float, float] = (0.9, 0.99),
         sample_prompt: str = "ROMEO:",
         attn_dropout: float | None = None,
+        optimizer: str = "adamw",
     ):
         super().__init__()
         if lr_decay not in ("auto", "steps", "time", "none"):
             raise ValueError(f"lr_decay must be auto|steps|time|none, got {lr_decay!r}")
+        if optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {optimizer!r}")
         betas = tuple(float(b) for b in betas)
         self.save_hyperparameters()
         self.hparams.betas = list(betas)  # plain list: loads with weights_only=True everywhere
@@ -408,11 +455,18 @@ class LanguageModel(GenlabModule):
     # --- optimisation
 
     def configure_optimizers(self):
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=tuple(self.hparams.betas))
+        hp = self.hparams
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        muon = []
+        if hp.get("optimizer", "adamw") == "muon":
+            muon = [p for p in self.model.blocks.parameters() if p.requires_grad and p.dim() == 2]
+        muon_ids = {id(p) for p in muon}
+        decay = [p for p in params if p.dim() >= 2 and id(p) not in muon_ids]
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if muon:
+            return MuonWithAdamW(muon, groups, hp.learning_rate, tuple(hp.betas), hp.weight_decay)
+        return torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
 
     def on_train_start(self) -> None:
         self._decay = None
