@@ -147,6 +147,28 @@ def test_discriminator_knobs_change_the_network():
     assert any(isinstance(m, torch.nn.Dropout) for m in fresh(d_dropout=0.3).discriminator.modules())
 
 
+def test_generator_extra_layers_add_3x3_convs_at_7x7(tmp_path):
+    """g_extra_layers puts conv 3x3 + batch norm + ReLU blocks between the 7x7 stage and the upsampling; the
+    default (0) is the plain DCGAN generator; the setting survives a checkpoint."""
+    from genlab.checkpoints import load_module
+
+    plain, deeper = fresh(), fresh(g_extra_layers=2)
+    convs = [m for m in deeper.generator.modules() if isinstance(m, torch.nn.Conv2d)
+             and not isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == 2 and all(c.kernel_size == (3, 3) and c.in_channels == c.out_channels == 16 for c in convs)
+    assert not any(type(m) is torch.nn.Conv2d for m in plain.generator.modules())
+    feature = deeper.generator.net[:4](torch.randn(3, 16, 1, 1))  # through the first extra conv
+    assert feature.shape == (3, 16, 7, 7)
+    assert deeper.sample(5, seed=0).shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="g_extra_layers"):
+        fresh(g_extra_layers=-1)
+    trainer = fit(deeper, real_images(16), steps=2, default_root_dir=tmp_path)
+    trainer.save_checkpoint(tmp_path / "deeper.ckpt")
+    loaded = load_module(tmp_path / "deeper.ckpt", expected=DCGAN)
+    assert loaded.hparams.g_extra_layers == 2
+    assert torch.equal(loaded.sample(4, seed=1), deeper.sample(4, seed=1))
+
+
 def test_minibatch_std_feature_sees_batch_diversity():
     from genlab.models.dcgan import MinibatchStd
 
