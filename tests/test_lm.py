@@ -13,6 +13,7 @@ from genlab.cli import main
 from genlab.data import CharTextDataModule
 from genlab.models.lm import (
     GPT,
+    Dropout,
     GPTConfig,
     KVCache,
     LanguageModel,
@@ -71,6 +72,31 @@ def test_sdpa_matches_reference_attention(positional):
     after, _ = model(changed, reference=True)
     torch.testing.assert_close(after[:, :10], slow[:, :10])
     assert not torch.allclose(after[:, 10:], slow[:, 10:])
+
+
+def test_cpu_dropout_drops_at_its_rate_keeps_the_mean_and_masks_the_gradient():
+    """The byte-mask dropout: drop rate round(256 p)/256, kept values scaled so the mean is unchanged, the same mask
+    in the gradient, reproducible under a seed, a no-op in eval mode, at p = 0, and for the dtype it is given."""
+    torch.manual_seed(0)
+    drop = Dropout(0.1).train()
+    x = torch.ones(1000, 1000, requires_grad=True)
+    y = drop(x)
+    kept = (y > 0).float().mean().item()
+    assert kept == pytest.approx(1 - 26 / 256, abs=2e-3)  # 1e6 draws: std 3e-4
+    assert y.unique().tolist() == [0.0, pytest.approx(256 / 230)]
+    assert y.mean().item() == pytest.approx(1.0, abs=5e-3)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * m)/dx = m: dropped elements get no gradient
+    torch.manual_seed(1)
+    a = drop(torch.ones(4096))
+    torch.manual_seed(1)
+    assert torch.equal(a, drop(torch.ones(4096))) and not torch.equal(a, drop(torch.ones(4096)))
+    bf16 = torch.randn(3, 5, 7).bfloat16()
+    assert drop(bf16).dtype == torch.bfloat16 and drop(bf16).shape == (3, 5, 7)  # odd sizes: not a multiple of 8
+    assert drop.eval()(bf16) is bf16 and Dropout(0.0).train()(bf16) is bf16
+    assert Dropout(0.5).train()(torch.ones(100_000)).eq(0).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    rare = Dropout(0.001).train()  # below 1/256: F.dropout at the exact rate
+    assert rare(torch.ones(1_000_000)).eq(0).sum().item() in range(850, 1150)
 
 
 def test_attention_dropout_is_its_own_knob():

@@ -3,6 +3,7 @@
 Layout of this file:
   GPTConfig                 sizes and switches of the network
   attention_reference       the readable attention maths, softmax(Q K^T / sqrt(d_k)) V with a causal mask
+  Dropout                   dropout whose CPU mask comes from random bytes (nn.Dropout is slow on a CPU)
   KVCache                   keys and values of past positions, for incremental decoding
   CausalSelfAttention, MLP, Block, GPT   the nn.Modules; GPT.generate samples text
   MuonWithAdamW             optional optimizer: torch.optim.Muon on the hidden matrices, AdamW on the rest
@@ -87,6 +88,35 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> to
     return scores.softmax(dim=-1) @ v
 
 
+class Dropout(nn.Module):
+    """Inverted dropout that, on a CPU, draws its mask from random bytes: one 64-bit draw covers 8 elements.
+
+    On a CPU, nn.Dropout's cost is drawing one random number per element, and its backward is slow too: for a
+    16 x 256 x 256 bf16 activation, forward + backward took 41 ms against 5 ms this way (2 cores), which made
+    dropout cost a third of this small model's training throughput. The drop rate is a whole number of 256ths
+    (0.1 -> 26/256 = 0.102) and the kept values are scaled by 256 / (256 - that), so the expectation is
+    unchanged. Other devices use F.dropout (fused and cheap there).
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.drop_256ths = round(p * 256)  # an element is dropped when its random byte is below this
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or not 1 <= self.drop_256ths <= 255:  # (p not a usable number of 256ths)
+            return F.dropout(x, self.p, training=True)
+        n = x.numel()
+        words = torch.empty(-(-n // 8), dtype=torch.int64, device=x.device).random_(-(2**63), None)  # all 64 bits
+        keep = words.view(torch.uint8)[:n].view(x.shape) >= self.drop_256ths
+        return x * keep.to(x.dtype).mul_(256 / (256 - self.drop_256ths))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p} (on CPU {self.drop_256ths}/256)"
+
+
 class KVCache:
     """Keys and values of the positions seen so far, one preallocated [B, H, block_size, D] pair per layer."""
 
@@ -119,7 +149,7 @@ class CausalSelfAttention(nn.Module):
         self.k_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.v_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # output projection
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0, reference: bool = False):
         B, T, C = x.shape
@@ -147,7 +177,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU()
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
@@ -177,7 +207,7 @@ class GPT(nn.Module):
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
         else:  # fixed, so not a parameter and not saved: rebuilt from the config
             self.register_buffer("pe", sinusoidal_positions(config.block_size, config.n_embd), persistent=False)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
