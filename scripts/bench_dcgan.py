@@ -40,7 +40,7 @@ def parse_args(argv):
     p.add_argument("--eval-only", action="store_true", help="skip training; judge the run folder's last.ckpt")
     p.add_argument("--plot-only", action="store_true",
                    help="only redraw reports/dcgan/curves_<dataset>.png from the run folder's summary.json")
-    p.add_argument("overrides", nargs="*", help="extra `genlab fit` arguments, e.g. --model.init_args.d_lr=1e-4")
+    p.add_argument("overrides", nargs="*", help="extra `genlab fit` arguments after a `--`, e.g. -- --model.init_args.d_lr=1e-4")
     return p.parse_args(argv)
 
 

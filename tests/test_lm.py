@@ -263,6 +263,9 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
     trainer2 = tiny_trainer(tmp_path, max_steps=8, val_check_interval=2)
     trainer2.fit(resumed, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
     assert trainer2.global_step == 8 and math.isfinite(trainer2.callback_metrics["train/loss"].item())
+    adamw = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="adamw")
+    with pytest.raises(ValueError, match="trained with optimizer: muon.*Set optimizer: muon to resume"):
+        tiny_trainer(tmp_path, max_steps=8).fit(adamw, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
     with pytest.raises(ValueError, match="not MuonWithAdamW's"):
         trainer2.optimizers[0].load_state_dict(torch.optim.AdamW(lm.parameters()).state_dict())
 

@@ -7,7 +7,7 @@ Layout of this file:
   KVCache                   keys and values of past positions, for incremental decoding
   CausalSelfAttention, MLP, Block, GPT   the nn.Modules; GPT.generate samples text
   MuonWithAdamW             optional optimizer: torch.optim.Muon on the hidden matrices, AdamW on the rest
-  LanguageModel             the LightningModule: AdamW, warmup + cosine, logging, vocabulary in the checkpoint
+  LanguageModel             the LightningModule: AdamW or Muon, warmup + cosine, logging, vocabulary in the checkpoint
   TextSamplesCallback       a table of samples (one row per temperature) at every validation
   generate_main             `genlab generate --ckpt X --prompt "ROMEO:" --temperature 0.2 0.8 1.2`
 
@@ -389,7 +389,8 @@ class LanguageModel(GenlabModule):
         lr_decay: where "the end" is: "auto" = the Trainer's max_steps if set, else its max_time (the decay then
             follows the wall clock, so a time-budgeted run ends at the lowest rate), else the estimated total
             steps; "steps" / "time" force one; "none" keeps the peak after warmup.
-        weight_decay: AdamW decay, applied to matrices (Linear weights, embeddings) only, not biases or norms.
+        weight_decay: decoupled weight decay (AdamW's, and Muon's), applied to matrices (Linear weights,
+            embeddings) only, not biases or norms.
         betas: AdamW betas.
         optimizer: "adamw" (the default), or "muon": torch.optim.Muon on the blocks' weight matrices and AdamW
             on embeddings, biases and norms (MuonWithAdamW), with the same learning rate and schedule.
@@ -497,6 +498,13 @@ class LanguageModel(GenlabModule):
         if muon:
             return MuonWithAdamW(muon, groups, hp.learning_rate, tuple(hp.betas), hp.weight_decay)
         return torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("optimizer", "adamw")
+        if checkpoint.get("optimizer_states") and saved != self.hparams.get("optimizer", "adamw"):
+            raise ValueError(f"this checkpoint was trained with optimizer: {saved}, the model is configured with "
+                             f"optimizer: {self.hparams.get('optimizer', 'adamw')}; its optimizer state cannot be "
+                             f"resumed. Set optimizer: {saved} to resume, or start a new run from the weights.")
 
     def on_train_start(self) -> None:
         self._decay = None
