@@ -489,7 +489,7 @@ class LanguageModel(GenlabModule):
         hp = self.hparams
         params = [p for p in self.model.parameters() if p.requires_grad]
         muon = []
-        if hp.get("optimizer", "adamw") == "muon":
+        if hp.optimizer == "muon":
             muon = [p for p in self.model.blocks.parameters() if p.requires_grad and p.dim() == 2]
         muon_ids = {id(p) for p in muon}
         decay = [p for p in params if p.dim() >= 2 and id(p) not in muon_ids]
@@ -500,10 +500,10 @@ class LanguageModel(GenlabModule):
         return torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("hyper_parameters", {}).get("optimizer", "adamw")
-        if checkpoint.get("optimizer_states") and saved != self.hparams.get("optimizer", "adamw"):
+        saved = checkpoint.get("hyper_parameters", {}).get("optimizer", "adamw")  # checkpoints before the knob: AdamW
+        if checkpoint.get("optimizer_states") and saved != self.hparams.optimizer:
             raise ValueError(f"this checkpoint was trained with optimizer: {saved}, the model is configured with "
-                             f"optimizer: {self.hparams.get('optimizer', 'adamw')}; its optimizer state cannot be "
+                             f"optimizer: {self.hparams.optimizer}; its optimizer state cannot be "
                              f"resumed. Set optimizer: {saved} to resume, or start a new run from the weights.")
 
     def on_train_start(self) -> None:
