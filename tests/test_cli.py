@@ -82,6 +82,18 @@ def test_resume_from_last_checkpoint_continues_training():
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps_one_epoch
 
 
+def test_last_checkpoint_is_the_newest_state_even_when_the_monitor_stops_improving():
+    """Lightning alone refreshes last.ckpt only at new bests; with mode max on a falling loss the best stays at
+    epoch 0, and last.ckpt must still follow training to its last epoch (what resume and the benchmarks read)."""
+    fit("runs/l", "--trainer.max_epochs", "1")
+    steps_one_epoch = torch.load("runs/l/checkpoints/last.ckpt", weights_only=True)["global_step"]
+    fit("runs/m", "--trainer.max_epochs", "3", "--checkpoint.mode", "max", "--checkpoint.filename", "best")
+    last = torch.load("runs/m/checkpoints/last.ckpt", weights_only=True)
+    best = torch.load("runs/m/checkpoints/best.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * steps_one_epoch
+    assert best["epoch"] < last["epoch"]  # the monitor did stop improving, so plain Lightning would have lagged
+
+
 def test_checkpoints_load_safely_with_clear_errors():
     fit("runs/k", "--trainer.max_epochs", "1")
     model = load_module("runs/k/checkpoints/last.ckpt")

@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from genlab.callbacks.checkpoint import LatestLastCheckpoint
 from genlab.callbacks.summary import RunSummary
 from genlab.loggers import finish_wandb_run
 from genlab.models.base import flush_denormals
@@ -64,7 +64,7 @@ class GenlabCLI(LightningCLI):
             finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LatestLastCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(RunSummary, "summary")
 
