@@ -94,8 +94,8 @@ class Dropout(nn.Module):
     On a CPU, nn.Dropout's cost is drawing one random number per element: for a 16 x 256 x 256 bf16 activation,
     forward + backward took 11-16 ms against 4.5 ms this way (2 cores, scripts/bench_dropout.py), and with nine
     dropouts a step it cost 15-30% of this small model's training tokens/s (measured in 15-minute runs). The
-    drop rate is a whole number of 256ths (0.1 -> 26/256 = 0.102) and the kept values are scaled by 256 / (256 - that), so the expectation is
-    unchanged. Other devices use F.dropout (fused and cheap there).
+    drop rate is a whole number of 256ths (0.1 -> 26/256 = 0.102) and the kept values are scaled by
+    256 / (256 - that), so the expectation is unchanged. Other devices use F.dropout (fused and cheap there).
     """
 
     def __init__(self, p: float):
