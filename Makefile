@@ -1,4 +1,4 @@
-# genlab: `make demo` trains the MNIST VAE and writes its pictures to reports/vae/; `make test` runs the tests.
+# genlab: `make demo` trains the MNIST VAE and writes its pictures to its run folder; `make test` runs the tests.
 # The first target that needs it creates .venv and installs genlab there.
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
 DEMO_EPOCHS ?= 10
+DEMO_ROOT ?= runs/vae_mnist
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install demo test lint clean
@@ -21,9 +23,12 @@ $(BIN)/genlab: pyproject.toml
 
 install: $(BIN)/genlab
 
+# The pictures go to the run folder; reports/ changes only when a report's own command is run on purpose.
 demo: install
-	$(BIN)/genlab fit -c configs/vae_mnist.yaml --trainer.max_epochs $(DEMO_EPOCHS)
-	$(BIN)/genlab vae-figures --ckpt runs/vae_mnist/checkpoints/last.ckpt --out reports/vae
+	$(BIN)/genlab fit -c configs/vae_mnist.yaml --trainer.max_epochs $(DEMO_EPOCHS) \
+		--trainer.default_root_dir $(DEMO_ROOT) $(DEMO_ARGS)
+	$(BIN)/genlab vae-figures --ckpt $(DEMO_ROOT)/checkpoints/last.ckpt --out $(DEMO_ROOT)/figures
+	@echo "make demo: pictures in $(DEMO_ROOT)/figures/ (latent_grid.png, latent_scatter.png, interpolation.png, ...)"
 
 # PASSIVE: idle OpenMP threads sleep instead of spinning, which keeps a shared 2-core machine usable
 test: install

@@ -129,3 +129,50 @@ def test_building_a_module_flushes_subnormal_floats():
     assert (subnormal * 1.0).item() != 0.0  # off: the test can tell the difference
     VAE(hidden=(8,))
     assert (subnormal * 1.0).item() == 0.0
+
+
+def test_wandb_run_holds_the_full_config_and_best_value_summaries():
+    """W&B users compare runs by the config (trainer, model, data, callbacks) and rank them by the summary."""
+    from genlab.loggers import read_offline_records
+
+    records = read_offline_records(fit("runs/w", "--trainer.max_epochs", "1"))
+    config = records["config"]
+    assert config["trainer"]["max_epochs"] == 1 and "precision" in config["trainer"] and "summary" in config
+    assert config["model"]["class_path"] == "tiny_models.TinyAutoencoder"
+    assert config["data"]["init_args"]["train_limit"] == 512
+    assert config["checkpoint"]["monitor"] == "val/loss"
+    assert not [key for key in config if key.startswith("_")], "no internal keys such as _instantiator"
+    assert "min" in records["metrics"]["val/loss"]["summary"]
+    assert "val/loss" in records["summary"]
+
+
+def test_a_run_started_by_wandb_agent_gets_its_own_folder_and_name(monkeypatch):
+    monkeypatch.setenv("WANDB_SWEEP_ID", "sw123")
+    monkeypatch.setenv("WANDB_RUN_ID", "run42")
+    from genlab.loggers import read_offline_records
+
+    run = fit("runs/agent", "--trainer.max_epochs", "1")
+    assert Path("runs/agent/sweep-sw123/run42/checkpoints/last.ckpt").is_file()
+    record = read_offline_records(run)["run"]
+    assert (record["id"], record["name"]) == ("run42", "agent-run42")
+
+
+def test_a_config_typo_gets_one_line_with_the_closest_key(repo, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--model.init_args.latnet_dim", "3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean latent_dim?" in err and "latnet_dim" in err
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--trainer.max_epocs", "3"])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--trainer.max_epochs" in err
+
+
+def test_a_vae_run_of_twenty_steps_trains_with_the_default_schedule(repo):
+    """OneCycleLR's warm-up phase is empty below 1/warmup_frac steps; such a short run must still train."""
+    main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--data.init_args.train_limit", "2560",
+          "--data.init_args.val_size", "500", "--model.init_args.hidden", "[16]", "--model.init_args.val_iwae_images",
+          "0", "--model.init_args.grid_size", "3", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar",
+          "false", "--trainer.default_root_dir", "runs/short"])
+    assert torch.load("runs/short/checkpoints/last.ckpt", weights_only=True)["global_step"] == 20

@@ -41,7 +41,7 @@ def test_shipped_sweep_files_are_valid_wandb_sweeps(repo):
     assert files, "configs/sweeps/ holds the discriminator sweep"
     for path in files:
         sweep = load_sweep(path)  # W&B's own schema validation
-        assert sweep["program"] and sweep["metric"]["name"]
+        assert sweep["program"] and sweep["metric"]["name"] and sweep["project"] == "genlab"
         runs = enumerate_runs(sweep, max_runs=50)
         assert len(runs) >= 2
         argv = run_command(sweep["command"], runs[0], Path("runs/x"))

@@ -609,7 +609,8 @@ class TextSamplesCallback(pl.Callback):
             return
         from genlab.callbacks import log_table
 
-        log_table(trainer, self.key, ["temperature", "sample"], self.rows(pl_module))
+        self.last_rows = self.rows(pl_module)  # genlab's end-of-run report prints the last ones
+        log_table(trainer, self.key, ["temperature", "sample"], self.last_rows)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -359,8 +359,12 @@ def make_scheduler(opt, schedule: str, lr: float, total_steps: int, warmup_frac:
     """The per-step learning-rate schedule (shared with the plain-loop comparison in scripts/bench_vae.py)."""
     total_steps = max(1, total_steps)
     if schedule == "onecycle":
+        if total_steps < 3:  # too short for a warm-up and a decay: keep the learning rate constant
+            return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        # OneCycleLR divides by the length of each phase: give each at least one step on short runs
+        pct_start = min(max(warmup_frac, 1.5 / total_steps), 1 - 1.5 / total_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lr, total_steps=total_steps, pct_start=max(warmup_frac, 1e-3), anneal_strategy="cos",
+            opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start, anneal_strategy="cos",
             cycle_momentum=False, div_factor=25.0, final_div_factor=1e3,
         )
     if schedule == "cosine":
