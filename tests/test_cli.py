@@ -176,3 +176,19 @@ def test_a_vae_run_of_twenty_steps_trains_with_the_default_schedule(repo):
           "0", "--model.init_args.grid_size", "3", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar",
           "false", "--trainer.default_root_dir", "runs/short"])
     assert torch.load("runs/short/checkpoints/last.ckpt", weights_only=True)["global_step"] == 20
+
+
+def test_an_unreachable_wandb_service_falls_back_to_offline_within_the_init_timeout(monkeypatch):
+    """A key that cannot be checked (no service at the address) costs the init timeout, then the run logs offline."""
+    import time
+
+    import genlab.loggers
+
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(genlab.loggers, "INIT_TIMEOUT_S", 5)
+    start = time.monotonic()
+    with pytest.warns(UserWarning, match="could not be reached"):
+        run = fit("runs/unreachable", "--trainer.max_epochs", "1")
+    assert time.monotonic() - start < 40
+    assert run.name.startswith("offline-run-") and Path("runs/unreachable/checkpoints/last.ckpt").is_file()
