@@ -253,3 +253,12 @@ def test_translate_help_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "--beam" in done.stdout
+
+
+def test_default_config_parses(repo, capsys):
+    from genlab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(repo / "configs" / "seq2seq_dates.yaml"), "--print_config"])
+    config = capsys.readouterr().out
+    assert "genlab.models.seq2seq.Translator" in config and "genlab.data.Seq2SeqDataModule" in config
