@@ -2,6 +2,7 @@
 
 from genlab.data.images import FashionMNISTDataModule, MNISTDataModule, load_images
 from genlab.data.paths import DataNotFoundError, data_root
+from genlab.data.seq2seq import Seq2SeqDataModule as Seq2SeqDataModule
 from genlab.data.text import CharTextDataModule, CharVocab
 
 __all__ = [

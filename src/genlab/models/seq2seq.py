@@ -1,0 +1,280 @@
+"""Translation with an encoder-decoder transformer: the LightningModule around genlab.nets.seq2seq.Seq2Seq.
+
+Training is teacher forcing (the decoder reads the reference target shifted by one and predicts each next
+token). Validation logs the loss, greedy exact match, a table of source / reference / hypothesis and a picture
+of the cross-attention weights per head. Testing adds corpus BLEU (sacreBLEU) and exact match, greedy and by beam
+search. Both vocabularies are hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from genlab.data.seq2seq import TokenVocab
+from genlab.models.base import GenlabModule
+from genlab.nets.seq2seq import BOS, PAD, Seq2Seq, Seq2SeqConfig
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> float:
+    """sacreBLEU's corpus BLEU (0-100) with one reference per sentence."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score)
+
+
+def exact_match(hypotheses: list[str], references: list[str]) -> float:
+    return sum(h == r for h, r in zip(hypotheses, references, strict=True)) / max(1, len(references))
+
+
+def attention_figure(source: str, hypothesis: str, weights: list[torch.Tensor]):
+    """A matplotlib Figure: one heat map per decoder layer (rows) and head (columns), output characters
+    (with the end token) down, source characters across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_layer, n_head = len(weights), weights[0].size(0)
+    rows = [*hypothesis, "</s>"]
+    fig, axes = plt.subplots(n_layer, n_head, figsize=(0.22 * len(source) * n_head + 1, 0.25 * len(rows) * n_layer + 1),
+                             squeeze=False)
+    for layer, w in enumerate(weights):
+        for head in range(n_head):
+            ax = axes[layer][head]
+            ax.imshow(w[head, : len(rows), : len(source)].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1,
+                      aspect="auto")
+            ax.set_xticks(range(len(source)), list(source), fontsize=7)
+            ax.set_yticks(range(len(rows)), rows, fontsize=7)
+            ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=8)
+    fig.suptitle(f"cross-attention: {source!r} -> {hypothesis!r}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+class Translator(GenlabModule):
+    """A character-level encoder-decoder transformer with its two vocabularies.
+
+    Args:
+        src_vocab, tgt_vocab: the characters of each side, in id order; None: taken from the datamodule
+            (Seq2SeqDataModule) at setup and then stored in the hyper-parameters, hence in every checkpoint.
+        d_model, n_head, n_enc_layer, n_dec_layer, d_ff, dropout, positional, max_src_len, max_tgt_len:
+            see genlab.nets.seq2seq.Seq2SeqConfig.
+        learning_rate: peak AdamW rate after `warmup_steps` linear steps, then cosine decay to
+            min_lr_ratio * peak at the end of training (the Trainer's max_time if set, else its step budget).
+        weight_decay: AdamW's, on matrices only.
+        test_beam: beam width of the test-time beam search (test/bleu_beam, test/exact_match_beam).
+        bleu_tokenize: sacreBLEU's tokenizer: "13a" for sentences of words, "char" for character strings
+            such as dates (a date is one word, so word 4-grams would not exist).
+        n_examples: rows of the validation examples table.
+        attention_example: the source shown in the cross-attention picture; None: the first validation source.
+    """
+
+    def __init__(self, src_vocab: str | None = None, tgt_vocab: str | None = None, d_model: int = 128,
+                 n_head: int = 4, n_enc_layer: int = 2, n_dec_layer: int = 2, d_ff: int | None = None,
+                 dropout: float = 0.1, positional: str = "learned", max_src_len: int = 64, max_tgt_len: int = 32,
+                 learning_rate: float = 1e-3, min_lr_ratio: float = 0.1, warmup_steps: int = 200,
+                 weight_decay: float = 0.01, test_beam: int = 4, bleu_tokenize: str = "13a", n_examples: int = 8,
+                 attention_example: str | None = None):
+        super().__init__()
+        if test_beam < 1:
+            raise ValueError(f"test_beam must be >= 1, got {test_beam}")
+        self.save_hyperparameters()
+        Seq2SeqConfig(1, 1, d_model, n_head, n_enc_layer, n_dec_layer, d_ff, dropout, positional, max_src_len,
+                      max_tgt_len)  # validate the sizes before any data is read
+        self.model: Seq2Seq | None = None
+        self.src_vocab = self.tgt_vocab = None
+        if src_vocab is not None and tgt_vocab is not None:
+            self._build(src_vocab, tgt_vocab)
+        self._outputs: dict[str, list] = {}
+        self._timer = None
+
+    def _build(self, src_chars: str, tgt_chars: str) -> None:
+        hp = self.hparams
+        self.src_vocab, self.tgt_vocab = TokenVocab(src_chars, "source"), TokenVocab(tgt_chars, "target")
+        self.hparams.src_vocab, self.hparams.tgt_vocab = src_chars, tgt_chars
+        self.config = Seq2SeqConfig(self.src_vocab.size, self.tgt_vocab.size, hp.d_model, hp.n_head, hp.n_enc_layer,
+                                    hp.n_dec_layer, hp.d_ff, hp.dropout, hp.positional, hp.max_src_len,
+                                    hp.max_tgt_len)
+        self.model = Seq2Seq(self.config)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        src, tgt = getattr(dm, "src_vocab", None), getattr(dm, "tgt_vocab", None)
+        if self.model is None:
+            if src is None:
+                raise ValueError("Translator(src_vocab=None) needs a Seq2SeqDataModule (or explicit vocabularies)")
+            self._build(src.chars, tgt.chars)
+        elif src is not None and (src.chars, tgt.chars) != (self.src_vocab.chars, self.tgt_vocab.chars):
+            raise ValueError("the data's vocabularies differ from the model's: ids would mean other characters")
+        if dm is not None and getattr(dm, "train_pairs", None) is not None:
+            for side, need, have in (("src", dm.max_src_len, self.config.max_src_len),
+                                     ("tgt", dm.max_tgt_len, self.config.max_tgt_len)):
+                if need > have:
+                    raise ValueError(f"the data has {side} sequences of {need} tokens > max_{side}_len={have}; "
+                                     f"set --model.init_args.max_{side}_len {need}")
+
+    # --- translating
+
+    def encode_sources(self, texts: list[str]) -> torch.Tensor:
+        """PAD-padded source ids [B, S]; unknown characters and over-long sources are one-line errors."""
+        rows = []
+        for text in texts:
+            if not text:
+                raise ValueError("the text to translate is empty")
+            if len(text) > self.config.max_src_len:
+                raise ValueError(f"{text[:30]!r}... has {len(text)} characters; this model reads at most "
+                                 f"{self.config.max_src_len}")
+            rows.append(self.src_vocab.encode(text))
+        width = max(map(len, rows))
+        return torch.tensor([r + [PAD] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def translate_ids(self, src: torch.Tensor, beam: int | None = None, temperature: float = 0.0,
+                      top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                      use_cache: bool = True) -> list[str]:
+        if beam is not None:
+            ys = self.model.beam_search(src, beam, use_cache=use_cache)
+        else:
+            gen = torch.Generator(device=src.device).manual_seed(seed) if seed is not None else None
+            ys = self.model.generate(src, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen,
+                                     use_cache=use_cache)
+        return [self.tgt_vocab.decode(row.tolist()) for row in ys]
+
+    def translate(self, texts: list[str] | str, beam: int | None = None, temperature: float = 0.0,
+                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                  use_cache: bool = True) -> list[str] | str:
+        """Greedy (default), sampled (temperature > 0, top-k, top-p) or beam-search translations."""
+        single = isinstance(texts, str)
+        out = self.translate_ids(self.encode_sources([texts] if single else texts), beam, temperature, top_k, top_p,
+                                 seed, use_cache)
+        return out[0] if single else out
+
+    @torch.no_grad()
+    def cross_attention(self, text: str, beam: int | None = None) -> tuple[str, list[torch.Tensor]]:
+        """The translation of `text` and each decoder layer's cross-attention weights [H, T_out + 1, S] over it
+        (recomputed by teacher forcing on the translation itself, the end token included)."""
+        was_training = self.training
+        self.eval()
+        try:
+            src = self.encode_sources([text])
+            hyp = self.translate_ids(src, beam)[0]
+            tgt = torch.tensor([[BOS, *self.tgt_vocab.encode(hyp)]], device=self.device)
+            _, weights = self.model(src, tgt, need_weights=True)
+            return hyp, [w[0] for w in weights]
+        finally:
+            self.train(was_training)
+
+    def forward(self, src, tgt):
+        return self.model(src, tgt)
+
+    # --- optimisation
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98))
+
+    def on_train_start(self) -> None:
+        from pytorch_lightning.callbacks import Timer
+
+        self._timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if self._timer is not None and self._timer.time_remaining("train") is None:
+            self._timer = None
+        self._total_steps = self.trainer.estimated_stepping_batches
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak at the end of training."""
+        peak, warm = self.hparams.learning_rate, self.hparams.warmup_steps
+        if step < warm:
+            return peak * (step + 1) / warm
+        if self._timer is not None:  # a wall-clock budget: the decay follows the clock
+            elapsed = self._timer.time_elapsed("train")
+            progress = elapsed / max(1e-9, elapsed + self._timer.time_remaining("train"))
+        elif math.isfinite(getattr(self, "_total_steps", math.inf)):
+            progress = (step - warm) / max(1, self._total_steps - warm)
+        else:
+            return peak
+        progress = min(max(progress, 0.0), 1.0)
+        lo = peak * self.hparams.min_lr_ratio
+        return lo + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - lo)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        lr = self.lr_at(self.global_step)
+        for opt in self.trainer.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def _loss(self, batch):
+        src, tgt = batch
+        logits = self.model(src, tgt[:, :-1])
+        target = tgt[:, 1:]
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD)
+        return loss, int((target != PAD).sum())
+
+    def training_step(self, batch, batch_idx):
+        loss, n = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        return loss
+
+    # --- evaluation
+
+    def _collect(self, stage: str, batch, beam: int | None = None):
+        src, tgt = batch
+        refs = [self.tgt_vocab.decode(row.tolist()) for row in tgt]
+        sources = [self.src_vocab.decode(row.tolist()) for row in src]
+        out = self._outputs.setdefault(stage, [])
+        greedy = self.translate_ids(src)
+        beamed = self.translate_ids(src, beam) if beam else [None] * len(refs)
+        out += list(zip(sources, refs, greedy, beamed, strict=True))
+
+    def on_validation_epoch_start(self) -> None:
+        self._outputs["val"] = []
+
+    def validation_step(self, batch, batch_idx):
+        loss, n = self._loss(batch)
+        self.log("val/loss", loss, batch_size=n, prog_bar=True, sync_dist=True)
+        self._collect("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        rows = self._outputs.pop("val", [])
+        if not rows:
+            return
+        _, refs, hyps, _ = zip(*rows, strict=True)
+        self.log("val/exact_match", exact_match(list(hyps), list(refs)), prog_bar=True)
+        if self.trainer.sanity_checking or self.trainer.global_rank != 0:
+            return
+        from genlab.callbacks.images import log_image, log_table
+
+        log_table(self.trainer, "examples/translations", ["source", "reference", "hypothesis"],
+                  [list(r[:3]) for r in rows[: self.hparams.n_examples]])
+        source = self.hparams.attention_example or rows[0][0]
+        hyp, weights = self.cross_attention(source)
+        log_image(self.trainer, "attention/cross", attention_figure(source, hyp, weights),
+                  caption=f"{source} -> {hyp}")
+
+    def on_test_epoch_start(self) -> None:
+        self._outputs["test"] = []
+
+    def test_step(self, batch, batch_idx):
+        loss, n = self._loss(batch)
+        self.log("test/loss", loss, batch_size=n, sync_dist=True)
+        self._collect("test", batch, self.hparams.test_beam)
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._outputs.pop("test", [])
+        if not rows:
+            return
+        _, refs, greedy, beamed = (list(c) for c in zip(*rows, strict=True))
+        tok = self.hparams.bleu_tokenize
+        self.log("test/bleu", corpus_bleu(greedy, refs, tok))
+        self.log("test/exact_match", exact_match(greedy, refs))
+        self.log("test/bleu_beam", corpus_bleu(beamed, refs, tok))
+        self.log("test/exact_match_beam", exact_match(beamed, refs))
+        self.test_rows = rows  # for scripts that want the translations themselves
+
+
+__all__ = ["Translator", "attention_figure", "corpus_bleu", "exact_match"]
