@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from genlab.cli import main
@@ -74,3 +75,19 @@ def test_generate_on_cuda_with_and_without_the_kv_cache(capsys):
                      "1.0", "--seed", "0", "--max-new-tokens", "80", *cache]) == 0
         texts.append(capsys.readouterr().out)
     assert texts[0] == texts[1] and texts[0].count("ROMEO:") == 2
+
+
+@pytest.mark.parametrize("name", ["vae", "lm"])
+def test_device_data_gathers_batches_on_the_gpu(name):
+    class BatchDevice(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.device = batch[0].device
+
+    seen = BatchDevice()
+    cli = GenlabCLI(args=["-c", str(REPO / MODELS[name][0]), *MODELS[name][2], "--data.init_args.device_data", "true",
+                          "--data.init_args.num_workers", "0", "--trainer.accelerator", "gpu", "--trainer.devices", "1",
+                          "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1", "--trainer.logger", "false",
+                          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", "run"], run=False)
+    cli.trainer.callbacks.append(seen)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert cli.trainer.global_step > 0 and seen.device.type == "cuda"
