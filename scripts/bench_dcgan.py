@@ -6,7 +6,8 @@ Trains `configs/dcgan_<dataset>.yaml` in-process through `genlab fit` (W&B offli
 run's last.ckpt exactly as `genlab sample`/`genlab evaluate` would, and scores `model.sample(10000, seed)` with
 genlab.metrics.SampleQuality. Writes the sample grid and the full metrics next to the report
 (reports/dcgan/) and prints, as its LAST line, one JSON object with the keys epochs, wall_s, train_images_per_s,
-fid, fid_floor, kid, classes_covered, min_class_share, max_class_share, confident_fraction.
+fid, fid_floor, kid, classes_covered, min_class_share, max_class_share, confident_fraction, fid_over_floor,
+class_shares, precision, cpu, cpu_flags, gpu.
 
 Floor for MNIST (issue 5): all 10 classes between 5% and 16% of the samples, confident fraction >= 0.75,
 FID <= 25 x the real-data floor, with at most 30 minutes of training on 2 CPU cores.
@@ -34,6 +35,8 @@ def parse_args(argv):
     p.add_argument("--root", default=None, help="run folder (default: runs/bench_dcgan_<dataset>)")
     p.add_argument("--max-minutes", type=float, default=30.0,
                    help="stop training after this many minutes whatever --epochs says (default 30, the floor's limit)")
+    p.add_argument("--precision", default=None,
+                   help="Lightning precision for training (default: the config's, auto = genlab's rule)")
     p.add_argument("--n-samples", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples")
     p.add_argument("--out", default=str(REPO / "reports" / "dcgan"), help="folder for the grid and metrics JSON")
@@ -107,6 +110,8 @@ def main(argv=None) -> int:
     if args.max_minutes:
         total = int(args.max_minutes * 60)
         fit_args += ["--trainer.max_time", f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"]
+    if args.precision:
+        fit_args += ["--trainer.precision", args.precision]
     fit_args += args.overrides
 
     summary = root / "summary.json"
@@ -151,6 +156,9 @@ def main(argv=None) -> int:
     if fixed.is_file():
         shutil.copyfile(fixed, out / f"samples_fixed_noise_{args.dataset}.png")
 
+    from genlab.hardware import hardware_fields, resolve_precision
+
+    precision = resolve_precision(args.precision or "auto", "auto")[0]
     result = {
         "epochs": round(epochs, 2) if not math.isclose(epochs, round(epochs)) else int(round(epochs)),
         "wall_s": round(wall_s, 1) if wall_s is not None else None,
@@ -159,10 +167,11 @@ def main(argv=None) -> int:
     for key in KEYS:
         value = quality[key]
         result[key] = round(float(value), 4) if isinstance(value, float) else value
+    result.update(fid_over_floor=round(quality["fid"] / quality["fid_floor"], 2),
+                  class_shares=[round(float(s), 4) for s in quality.get("class_shares", [])],
+                  precision=precision, **hardware_fields())
     detail = {**result, "dataset": args.dataset, "n_samples": args.n_samples, "seed": args.seed,
-              "eval_s": round(eval_s, 1), "fid_over_floor": round(quality["fid"] / quality["fid_floor"], 2),
-              "class_shares": [round(float(s), 4) for s in quality.get("class_shares", [])],
-              "inception_score": quality.get("inception_score"), "kid_std": quality.get("kid_std"),
+              "eval_s": round(eval_s, 1), "inception_score": quality.get("inception_score"), "kid_std": quality.get("kid_std"),
               "checkpoint": str(ckpt_path), "fit_args": fit_args, "hyper_parameters": ckpt.get("hyper_parameters")}
     (out / f"bench_{args.dataset}.json").write_text(json.dumps(detail, indent=2, default=str) + "\n")
     if summary.is_file():

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from genlab.hardware import hardware_fields
 from genlab.models.lm import Dropout
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     genlab_ms = ms_per_call(Dropout(args.p).train(), x)
     print(json.dumps({"shape": args.shape, "dtype": "bfloat16", "p": args.p, "threads": args.threads,
                       "nn_dropout_ms": round(torch_ms, 2), "genlab_dropout_ms": round(genlab_ms, 2),
-                      "speedup": round(torch_ms / genlab_ms, 1)}))
+                      "speedup": round(torch_ms / genlab_ms, 1), **hardware_fields()}))
 
 
 if __name__ == "__main__":

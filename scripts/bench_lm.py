@@ -1,6 +1,7 @@
 """Train the character LM for a wall-clock budget, then measure it: loss, throughput, MFU, generation speed.
 
     python scripts/bench_lm.py [--minutes 15] [--config configs/lm_shakespeare.yaml] [--threads 2]
+        [--accelerator auto] [--precision auto] [--max-steps N]
 
 Steps: (1) measure this machine's matmul peak (GFLOP/s) in the training precision, (2) train with Lightning's
 `max_time` = the budget (no validation inside the budget; the learning rate follows the clock down to its floor
@@ -33,16 +34,21 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def matmul_peak_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 3.0) -> float:
-    """Best of a few timed square matmuls of size n: what this CPU sustains on large, efficient matmuls."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak_gflops(dtype: torch.dtype, n: int | None = None, seconds: float = 3.0, device: str = "cpu") -> float:
+    """Best of a few timed square matmuls of size n: what this CPU (or GPU) sustains on large, efficient matmuls.
+    A GPU needs larger matrices (n 8192) to reach its peak than a CPU (1024)."""
+    n = n or (8192 if device == "cuda" else 1024)
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(3):
         a @ b
+    sync()
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
         for _ in range(4):
             a @ b
+        sync()
         best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
@@ -82,6 +88,12 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=15.0, help="training budget in wall-clock minutes (default 15)")
     p.add_argument("--config", default=str(REPO / "configs" / "lm_shakespeare.yaml"))
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto (default), cpu, gpu")
+    p.add_argument("--precision", default=None,
+                   help="Lightning precision (default: the config's; auto = genlab's rule for this machine)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps (default: the config's max_steps, else none); "
+                        "--minutes still caps the time")
     p.add_argument("--root", default="runs/bench_lm", help="run folder: metrics.csv, bench.ckpt, bench.json")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override model init_args (tuning probes), e.g. n_embd=256 learning_rate=2e-3; "
@@ -107,24 +119,29 @@ def main(argv=None) -> int:
         target = data_over if key.startswith("data.") else model_over
         target[key.removeprefix("data.")] = parse_value(value)
     tcfg = config.get("trainer") or {}
-    precision = str(tcfg.get("precision", "32-true"))
-    peak_fp32 = matmul_peak_gflops(torch.float32)
-    peak_bf16 = matmul_peak_gflops(torch.bfloat16)
-    peak = peak_bf16 if precision.startswith("bf16") else peak_fp32
-    print(f"matmul peak: fp32 {peak_fp32:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s; training in {precision}",
-          flush=True)
+    from genlab.hardware import device_kind, hardware_fields, resolve_precision
+
+    device = "cuda" if device_kind(args.accelerator) == "cuda" else "cpu"
+    precision, reason = resolve_precision(str(args.precision or tcfg.get("precision") or "32-true"), args.accelerator)
+    max_steps = args.max_steps if args.max_steps is not None else (tcfg.get("max_steps") or -1)
+    peak_fp32 = matmul_peak_gflops(torch.float32, device=device)
+    peak_bf16 = matmul_peak_gflops(torch.bfloat16, device=device)
+    peak_fp16 = matmul_peak_gflops(torch.float16, device=device) if precision.startswith("16") else None
+    peak = peak_bf16 if precision.startswith("bf16") else peak_fp16 if peak_fp16 else peak_fp32
+    print(f"matmul peak on {device}: fp32 {peak_fp32:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s; training in "
+          f"{precision} ({reason})", flush=True)
 
     pl.seed_everything(config.get("seed_everything", 0))
     data = instantiate(config["data"], **data_over)
     lm = instantiate(config["model"], **model_over)
     root = Path(args.root)
     trainer = pl.Trainer(
-        default_root_dir=str(root), max_time={"seconds": args.minutes * 60}, max_epochs=-1, max_steps=-1,
+        default_root_dir=str(root), max_time={"seconds": args.minutes * 60}, max_epochs=-1, max_steps=max_steps,
         precision=precision, gradient_clip_val=tcfg.get("gradient_clip_val"),
         limit_val_batches=0,  # no validation inside the budget; measured once after training
         logger=CSVLogger(str(root), name="", version=""), log_every_n_steps=tcfg.get("log_every_n_steps", 50),
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=True,
-        accelerator="cpu", devices=1,
+        accelerator=args.accelerator, devices=1,
     )
     trainer.fit(lm, datamodule=data)
     timer = next(c for c in trainer.callbacks if type(c).__name__ == "Timer")
@@ -133,11 +150,12 @@ def main(argv=None) -> int:
     tokens = steps * data.batch_size * data.block_size
     lm.eval()
     val = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, precision="32-true",
-                     accelerator="cpu", devices=1, limit_val_batches=1.0)
+                     accelerator=args.accelerator, devices=1, limit_val_batches=1.0)
     metrics = val.validate(lm, datamodule=data, verbose=False)[0]
     ckpt = root / "bench.ckpt"
     trainer.save_checkpoint(ckpt)
 
+    lm.to(device)  # Lightning hands the model back on the CPU; generation is timed where it trained
     val_text = data._val.ids[:128].tolist()
     prompt = lm.decode(val_text)
     # each path on 1 and on all threads; the best of each is reported (one-token decode steps are too small to
@@ -166,6 +184,9 @@ def main(argv=None) -> int:
         "gen_tokens_per_s_by_threads": {f"{'cache' if c else 'nocache'}_{t}": round(v[0], 1)
                                         for (c, t), v in gen.items()},
         "precision": precision,
+        "device": device,
+        **hardware_fields(),
+        "max_steps": max_steps,
         "matmul_peak_gflops_fp32": round(peak_fp32, 1),
         "matmul_peak_gflops_bf16": round(peak_bf16, 1),
         "model_gflop_per_s": round(tokens_per_s * flops_per_token / 1e9, 1),

@@ -5,7 +5,7 @@ same model in a minimal PyTorch loop so the framework's cost is visible.
 
 Prints progress, then as its LAST line one JSON object with the keys
     epochs, wall_s, train_images_per_s, test_neg_elbo, test_recon, test_kl, test_iwae_nll, iwae_k, iwae_images,
-    plain_loop_images_per_s, framework_ratio
+    plain_loop_images_per_s, framework_ratio, precision, cpu, cpu_flags, gpu
 All losses are per test image in nats (summed over the 784 pixels). wall_s is the whole `fit` (training,
 validation and the per-epoch pictures); train_images_per_s counts only the training batches' time.
 The IWAE bound uses the first --iwae-images test images (a fixed subset, the same every run).
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. genlab: the default config through genlab's LightningCLI (W&B logger, offline without a key; checkpoints,
     #    per-epoch pictures), exactly what `genlab fit -c configs/vae_mnist.yaml` runs, plus a timing callback.
+    from genlab.hardware import hardware_fields
     from genlab.lightning_cli import GenlabCLI
     from genlab.loggers import finish_wandb_run
 
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "iwae_images": n_iwae,
         "plain_loop_images_per_s": round(plain_images_per_s, 1),
         "framework_ratio": round(images_per_s / plain_images_per_s, 3),
+        "precision": str(trainer.precision),
+        **hardware_fields(),
     }
     print(f"checkpoint: {ckpt_path}", file=sys.stderr, flush=True)
     print(json.dumps(result), flush=True)

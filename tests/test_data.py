@@ -103,3 +103,39 @@ def test_default_text_is_tiny_shakespeare():
     dm = CharTextDataModule(block_size=64)
     dm.setup()
     assert dm.vocab_size == 65
+
+
+def test_text_batches_gathered_at_once_equal_the_windows_one_by_one(tmp_path):
+    """A batch is one gather of its windows (`__getitems__`), identical to slicing each window: training and
+    validation windows alike."""
+    path = tmp_path / "t.txt"
+    path.write_text("".join(chr(97 + i % 26) for i in range(2000)))
+    dm = CharTextDataModule(path=str(path), block_size=16, batch_size=4, val_fraction=0.1)
+    dm.setup()
+    for windows in (dm._train, dm._val):
+        picks = [0, 3, len(windows) - 1]
+        x, y = windows.__getitems__(picks)
+        assert torch.equal(x, torch.stack([windows[i][0] for i in picks]))
+        assert torch.equal(y, torch.stack([windows[i][1] for i in picks]))
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+@pytest.mark.parametrize("make", [lambda: MNISTDataModule(device_data=True, num_workers=2),
+                                  lambda: CharTextDataModule(path="unused.txt", device_data=True, num_workers=2)])
+def test_device_data_refuses_dataloader_workers(make):
+    with pytest.raises(ValueError, match="set num_workers to 0"):
+        make()
+
+
+def test_device_data_trains_on_the_trainers_device(tmp_path):
+    """On the CPU device_data changes nothing but where setup() puts the tensors: the Trainer's device."""
+    import pytorch_lightning as pl
+
+    from genlab.models.vae import VAE
+
+    dm = MNISTDataModule(batch_size=32, val_size=100, train_limit=128, device_data=True)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, limit_val_batches=1, default_root_dir=str(tmp_path))
+    trainer.fit(VAE(hidden=[16], figures_every_n_epochs=0, val_iwae_images=0), datamodule=dm)
+    assert trainer.global_step == 2 and dm.split("train").x.device == trainer.strategy.root_device

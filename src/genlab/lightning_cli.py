@@ -10,12 +10,14 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal, Union
 
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from genlab.callbacks.checkpoint import LatestLastCheckpoint
 from genlab.callbacks.summary import RunSummary
+from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
 
@@ -61,6 +63,23 @@ def _short_warning(message, category, filename, lineno, file=None, line=None):
 
 
 _default_formatwarning = warnings.formatwarning
+
+# Lightning's own precision values plus "auto", read from Trainer's signature so that they follow Lightning
+_LIGHTNING_PRECISION = inspect.signature(Trainer.__init__).parameters["precision"].annotation
+PRECISION = Union[Literal["auto"], _LIGHTNING_PRECISION]  # noqa: UP007  (a runtime value: no `|` on typing forms)
+
+
+class GenlabTrainer(Trainer):
+    """Lightning's Trainer that also takes `precision="auto"`: genlab.hardware's rule for this machine.
+
+    The one way LightningCLI offers to widen the type its parser checks `--trainer.precision` against is its
+    `trainer_class`; Lightning's Trainer itself rejects "auto". GenlabCLI resolves "auto" before the Trainer is
+    built (and prints the choice once); this resolves it for a Trainer built directly from Python.
+    """
+
+    def __init__(self, *args, precision: PRECISION = None, **kwargs):
+        super().__init__(*args, precision=resolve_precision(precision, kwargs.get("accelerator", "auto"))[0],
+                         **kwargs)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -115,6 +134,7 @@ class GenlabCLI(LightningCLI):
                 subclass_mode_model=True,
                 subclass_mode_data=True,
                 save_config_callback=SaveConfigToRunFolder,
+                trainer_class=GenlabTrainer,
                 trainer_defaults=trainer_defaults,
                 seed_everything_default=0,
                 parser_kwargs=parser_kwargs,
@@ -154,10 +174,27 @@ class GenlabCLI(LightningCLI):
             config.checkpoint.dirpath = str(root / "checkpoints")
         if is_wandb and logger.init_args.get("name") is None:
             logger.init_args["name"] = root.name
+        resolve_auto_settings(config)
 
     def after_fit(self) -> None:
         if self.trainer.is_global_zero:
             print(end_of_run_report(self.trainer, self.model), flush=True)
+
+
+def resolve_auto_settings(config) -> None:
+    """Turns `precision: auto` and a model's `channels_last: auto` into this machine's values (genlab.hardware)
+    before the Trainer and model are built, and prints each choice once, on rank 0."""
+    from pytorch_lightning.utilities import rank_zero_info
+
+    trainer = config.trainer
+    requested = trainer.precision
+    trainer.precision, reason = resolve_precision(requested, trainer.accelerator)
+    if requested != trainer.precision:
+        rank_zero_info(f"precision: {trainer.precision} ({reason})")
+    init_args = getattr(config.model, "init_args", None)
+    if init_args is not None and init_args.get("channels_last") == "auto":
+        init_args["channels_last"], reason = resolve_channels_last("auto", trainer.accelerator, trainer.precision)
+        rank_zero_info(f"channels_last: {str(init_args['channels_last']).lower()} ({reason})")
 
 
 def explain_parse_error(message: str, parser) -> str:

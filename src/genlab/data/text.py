@@ -71,6 +71,11 @@ def read_text(path: Path) -> str:
     return text
 
 
+def keep_batch(batch):
+    """The collate function for the windows' `__getitems__`, which already returns a stacked batch."""
+    return batch
+
+
 class RandomWindows(Dataset):
     """`block_size + 1` characters starting anywhere: input is the first block_size, target the last."""
 
@@ -84,6 +89,15 @@ class RandomWindows(Dataset):
         chunk = self.ids[i : i + self.block_size + 1]
         return chunk[:-1], chunk[1:]
 
+    def starts(self, indices) -> torch.Tensor:
+        return torch.as_tensor(indices, device=self.ids.device)
+
+    def __getitems__(self, indices: list[int]):
+        """A whole batch in one gather (one kernel on a GPU, rather than one slice per window)."""
+        offsets = torch.arange(self.block_size + 1, device=self.ids.device)
+        chunks = self.ids[self.starts(indices)[:, None] + offsets]
+        return chunks[:, :-1], chunks[:, 1:]
+
 
 class TilingWindows(RandomWindows):
     """Non-overlapping windows that cover the split once, so validation loss is over (almost) every character."""
@@ -93,6 +107,9 @@ class TilingWindows(RandomWindows):
 
     def __getitem__(self, i: int):
         return super().__getitem__(i * self.block_size)
+
+    def starts(self, indices) -> torch.Tensor:
+        return super().starts(indices) * self.block_size
 
 
 class RandomWindowSampler(Sampler):
@@ -123,6 +140,8 @@ class CharTextDataModule(pl.LightningDataModule):
         train_samples_per_epoch: random windows per training epoch; default len(train) // block_size.
         num_workers: DataLoader workers.
         seed: unused by the split (it is contiguous); kept for configs that seed every part alike.
+        device_data: keep the encoded text on the training device (a GPU) and gather each batch there; needs
+            num_workers 0, since DataLoader workers cannot share GPU tensors.
     """
 
     def __init__(
@@ -134,8 +153,12 @@ class CharTextDataModule(pl.LightningDataModule):
         train_samples_per_epoch: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        device_data: bool = False,
     ):
         super().__init__()
+        if device_data and num_workers:
+            raise ValueError(f"device_data keeps the data on the training device, where DataLoader workers cannot "
+                             f"reach it: set num_workers to 0 (got {num_workers})")
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         if not 0.0 < val_fraction < 1.0:
@@ -144,6 +167,7 @@ class CharTextDataModule(pl.LightningDataModule):
         self.path = Path(path) if path is not None else data_root() / DEFAULT_TEXT
         self.block_size, self.batch_size, self.val_fraction = block_size, batch_size, val_fraction
         self.train_samples_per_epoch, self.num_workers = train_samples_per_epoch, num_workers
+        self.device_data = device_data
         self.vocab: CharVocab | None = None
         self._train: RandomWindows | None = None
         self._val: TilingWindows | None = None
@@ -171,17 +195,19 @@ class CharTextDataModule(pl.LightningDataModule):
                     f"{self.path}: the {name} split has {len(part)} characters, not more than "
                     f"block_size={self.block_size}; use a longer file or a smaller block_size"
                 )
+        if self.device_data and self.trainer is not None:
+            train_ids, val_ids = (t.to(self.trainer.strategy.root_device) for t in (train_ids, val_ids))
         self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
 
     def train_dataloader(self) -> DataLoader:
         n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size
         sampler = RandomWindowSampler(self._train, n)
         return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          drop_last=True, persistent_workers=self.num_workers > 0)
+                          drop_last=True, persistent_workers=self.num_workers > 0, collate_fn=keep_batch)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self._val, batch_size=self.batch_size, sampler=SequentialSampler(self._val),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, collate_fn=keep_batch)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
