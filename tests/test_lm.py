@@ -9,19 +9,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from genlab.callbacks.text_samples import TextSamplesCallback
 from genlab.cli import main
 from genlab.data import CharTextDataModule
-from genlab.models.lm import (
-    GPT,
-    Dropout,
-    GPTConfig,
-    KVCache,
-    LanguageModel,
-    MuonWithAdamW,
-    TextSamplesCallback,
-    attention_reference,
-    sample_next,
-)
+from genlab.models.lm import LanguageModel
+from genlab.nets.fast_dropout import ByteMaskDropout as Dropout
+from genlab.nets.gpt import GPT, GPTConfig, KVCache, attention_reference, sample_next
+from genlab.optim import MuonWithAdamW
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +96,7 @@ def test_cpu_dropout_drops_at_its_rate_keeps_the_mean_and_masks_the_gradient():
 def test_attention_dropout_is_its_own_knob():
     """attn_dropout=0 keeps the attention weights exact in training mode (the fused CPU kernel) while `dropout`
     still acts on the residual branches; None follows `dropout`, as in nanoGPT."""
-    from genlab.models.lm import CausalSelfAttention
+    from genlab.nets.gpt import CausalSelfAttention
 
     torch.manual_seed(0)
     cfg = dict(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.5)
@@ -250,7 +244,7 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)["optimizer_states"][0]
     fresh = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon",
-                          vocab=lm.vocab).configure_optimizers()
+                          vocab=lm.vocab.chars).configure_optimizers()
     fresh.load_state_dict(saved)
     for inner, inner_fresh in ((opt.muon, fresh.muon), (opt.adamw, fresh.adamw)):
         for p, q in zip((p for g in inner.param_groups for p in g["params"]),
@@ -278,7 +272,7 @@ def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
                        learning_rate=1e-2, warmup_steps=2)
     trainer = tiny_trainer(tmp_path, callbacks=[TextSamplesCallback(prompt="JULIET:", max_new_tokens=20)])
     trainer.fit(lm, datamodule=data)
-    assert lm.vocab == "".join(sorted(set(TEXT)))
+    assert lm.vocab.chars == "".join(sorted(set(TEXT)))
     for key in ("train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/bpc"):
         assert key in trainer.callback_metrics, key
     assert trainer.callback_metrics["val/bpc"].item() == pytest.approx(
@@ -288,7 +282,7 @@ def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "lm.ckpt"
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)
-    assert saved["hyper_parameters"]["vocab"] == lm.vocab
+    assert saved["hyper_parameters"]["vocab"] == lm.vocab.chars
     assert saved["hyper_parameters"]["positional"] == "sinusoidal"
 
     (tmp_path / "tiny.txt").unlink()

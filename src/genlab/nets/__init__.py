@@ -1,0 +1,1 @@
+"""Pure torch networks: nn.Modules only, no Lightning."""

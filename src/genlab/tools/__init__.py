@@ -1,0 +1,1 @@
+"""genlab's subcommands besides training: each parses its arguments before any heavy import."""
