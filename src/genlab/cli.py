@@ -18,7 +18,7 @@ LIGHTNING_COMMANDS = {
 }
 
 TOOL_COMMANDS = {
-    "vae-figures": ("genlab.models.vae:figures_main",
+    "vae-figures": ("genlab.tools.vae_figures:main",
                     "render the VAE's latent grid, scatter, interpolation, reconstructions, samples"),
     "evaluate": ("genlab.metrics.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
     "sample": ("genlab.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
