@@ -26,9 +26,9 @@ from tiny_configs import MODELS
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-def fit_ddp(config: str, overrides: list[str], root: Path) -> dict:
+def fit_ddp(config: str, overrides: list[str], root: Path, strategy: str = "ddp") -> dict:
     argv = [sys.executable, "-m", "genlab.cli", "fit", "-c", str(REPO / config), *overrides,
-            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+            "--trainer.strategy", strategy, "--trainer.devices", "2", "--trainer.accelerator", "cpu",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
@@ -48,7 +48,10 @@ def validate_single(config: str, overrides: list[str], ckpt: Path) -> dict:
 def test_ddp_two_processes_match_one(name):
     config, metric, overrides = MODELS[name]
     root = Path("ddp").resolve()
-    summary = fit_ddp(config, overrides, root)
+    # D's and G's steps each leave the other's parameters unused. TODO(lead): once GenlabCLI maps a plain
+    # "ddp" to Lightning's registered ddp_find_unused_parameters_true, test the DCGAN with "ddp" as typed.
+    strategy = "ddp_find_unused_parameters_true" if name == "dcgan" else "ddp"
+    summary = fit_ddp(config, overrides, root, strategy)
     assert summary["global_step"] > 0
     runs = list(Path("wandb").glob("offline-run-*"))
     assert len(runs) == 1, "only rank 0 may open a W&B run"
