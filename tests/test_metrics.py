@@ -197,7 +197,7 @@ def last_json(capsys) -> dict:
 
 
 def test_evaluate_floor_prints_json_last(capsys, data_root):
-    from genlab.metrics.evaluate import main
+    from genlab.tools.evaluate import main
 
     assert main(["--floor", "--dataset", "mnist", "--n", "2000", "--kid-subsets", "10"]) == 0
     result = last_json(capsys)
@@ -222,7 +222,7 @@ class RealImagesModel(torch.nn.Module):
 
 def test_evaluate_checkpoint(monkeypatch, capsys, data_root):
     import genlab.checkpoints
-    from genlab.metrics.evaluate import main
+    from genlab.tools.evaluate import main
 
     x, _ = images("mnist", "test", data_root)
     monkeypatch.setattr(genlab.checkpoints, "load_module", lambda path, expected=None: RealImagesModel(x))
@@ -233,7 +233,7 @@ def test_evaluate_checkpoint(monkeypatch, capsys, data_root):
 
 
 def test_evaluate_bad_input_exits_2(capsys):
-    from genlab.metrics.evaluate import main
+    from genlab.tools.evaluate import main
 
     assert main(["--ckpt", "no/such.ckpt"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err

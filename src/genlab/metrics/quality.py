@@ -349,3 +349,20 @@ class SampleQuality:
         test = self.real("test")
         out["classifier_test_accuracy"] = float((test.probs.argmax(1) == test.labels).mean())
         return out
+
+
+SAMPLE_CHUNK = 1000
+SEED_STRIDE = 1_000_003  # chunk i of a run with seed s is drawn with seed s * SEED_STRIDE + i
+
+
+def draw_samples(model, n: int, seed: int, chunk: int = SAMPLE_CHUNK):
+    """n samples from model.sample in chunks (bounded memory), each chunk with its own derived seed."""
+    parts = []
+    for i, start in enumerate(range(0, n, chunk)):
+        k = min(chunk, n - start)
+        x = model.sample(k, seed=seed * SEED_STRIDE + i)
+        if not isinstance(x, torch.Tensor) or len(x) != k:
+            raise ValueError(f"{type(model).__name__}.sample({k}) returned {type(x).__name__} "
+                             f"{list(getattr(x, 'shape', []))}, expected a tensor of {k} images")
+        parts.append(x.detach().float().cpu())
+    return torch.cat(parts)
