@@ -258,6 +258,7 @@ def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
     torch.testing.assert_close(loaded.sample(6, seed=2), nhwc.sample(6, seed=2), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.usefixtures("data_root")
 def test_fit_from_config_through_the_cli(tmp_path):
     from genlab.cli import main
 

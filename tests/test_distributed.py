@@ -44,6 +44,7 @@ def validate_single(config: str, overrides: list[str], ckpt: Path) -> dict:
     return {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
 
 
+@pytest.mark.usefixtures("data_root")
 @pytest.mark.parametrize("name", list(MODELS))
 def test_ddp_two_processes_match_one(name):
     config, metric, overrides = MODELS[name]

@@ -330,3 +330,23 @@ def test_generate_cli_bad_arguments(tmp_path, capsys):
     assert main(["generate", "--ckpt", str(ckpt), "--prompt", "JULIET!"]) == 2
     err = capsys.readouterr().err
     assert "not in the model's vocabulary" in err and "'J'" in err and "'!'" in err
+
+
+def test_time_budget_schedule_reads_the_timer_through_its_public_accessors(monkeypatch):
+    """lr_decay by the clock: Lightning's Timer is found by type, its budget read through time_elapsed and
+    time_remaining, and the learning rate is halfway down the cosine when half the budget is spent."""
+    from pytorch_lightning.callbacks import Timer
+
+    lm = LanguageModel(vocab="ab", block_size=4, n_layer=1, n_head=1, n_embd=8, learning_rate=1e-3,
+                       min_lr_ratio=0.1, warmup_steps=2)
+    trainer = pl.Trainer(max_time={"seconds": 100}, logger=False, enable_progress_bar=False)
+    lm.trainer = trainer
+    lm.on_train_start()
+    (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert lm._decay == ("time", timer)
+    monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 50.0)
+    assert lm.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
+    monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 100.0)
+    assert lm.lr_at(10) == pytest.approx(1e-4)
+    assert lm.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock
+
