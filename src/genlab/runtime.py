@@ -19,8 +19,8 @@ def flush_denormals() -> bool:
     """Treat subnormal floats (|x| < 1.2e-38) as zero on the CPU; True if the CPU supports it.
 
     Why: as training goes on, Adam's second-moment estimates of small gradients decay into subnormal numbers,
-    which x86 CPUs handle in slow microcode, so a CPU step slows down epoch after epoch (README, "subnormal
-    numbers" in `genlab precision`). Nothing a model learns lives below 1e-38.
+    which x86 CPUs handle in slow microcode, so a CPU step slows down epoch after epoch (README, "Floating
+    point: why fp16 loses tiny updates"). Nothing a model learns lives below 1e-38.
     Set before torch's worker threads start (a new thread inherits the setting), so genlab calls it when a
     module is built; it is a per-process switch that stays on, and it covers all float arithmetic on the CPU,
     Python's own included (use `ieee_subnormals()` for code that needs subnormals).
