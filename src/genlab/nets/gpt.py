@@ -117,10 +117,18 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0, reference: bool = False):
         B, T, C = x.shape
-        q, k, v = (proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))  # each [B, H, T, D]
+        H = self.n_head
+
+        def heads(t):  # [B, T, C] -> [B, H, T, D]: each head attends with its own D = C / H features
+            return t.view(B, T, H, C // H).transpose(1, 2)
+
+        q = heads(self.q_proj(x))  # queries: what each position looks for
+        k = heads(self.k_proj(x))  # keys: what each position offers
+        v = heads(self.v_proj(x))  # values: what each position passes on
         if cache is not None:
             k, v = cache.update(layer, k, v)
+        # y = softmax(q @ k^T / sqrt(D)) @ v over the allowed (causal) keys: attention_reference writes it out,
+        # scaled_dot_product_attention computes the same maths in one fused kernel.
         if reference:
             y = attention_reference(q, k, v)
         else:
