@@ -15,7 +15,7 @@ import time
 import torch
 
 from genlab.hardware import hardware_fields
-from genlab.models.lm import Dropout
+from genlab.nets.fast_dropout import ByteMaskDropout as Dropout
 
 
 def ms_per_call(module: torch.nn.Module, x: torch.Tensor, repeats: int = 30) -> float:

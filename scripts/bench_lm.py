@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     if args.minutes <= 0:
         p.error("--minutes must be > 0")
     torch.set_num_threads(args.threads)
-    from genlab.models.base import flush_denormals
+    from genlab.runtime import flush_denormals
 
     flush_denormals()  # as genlab's CLI does, before torch's worker threads start (they inherit it)
     shared = REPO.parent / "shared" / "data"  # this machine's layout, as in tests/conftest.py
@@ -144,7 +144,9 @@ def main(argv=None) -> int:
         accelerator=args.accelerator, devices=1,
     )
     trainer.fit(lm, datamodule=data)
-    timer = next(c for c in trainer.callbacks if type(c).__name__ == "Timer")
+    from pytorch_lightning.callbacks import Timer
+
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
     wall = timer.time_elapsed("train")
     steps = trainer.global_step
     tokens = steps * data.batch_size * data.block_size

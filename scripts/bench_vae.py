@@ -57,7 +57,7 @@ class PlainLoop:
     """
 
     def __init__(self, model, x_train: torch.Tensor, batch_size: int, binarize: bool, total_steps: int):
-        from genlab.models.vae import make_scheduler
+        from genlab.optim import make_scheduler
 
         hp = self.hp = model.hparams
         self.model, self.x, self.bs, self.binarize = model, x_train, batch_size, binarize
@@ -69,7 +69,7 @@ class PlainLoop:
         self.step, self.order, self.i = 0, None, self.steps_per_epoch
 
     def run(self, steps: int) -> float:
-        from genlab.models.vae import bernoulli_nll, gaussian_kl
+        from genlab.nets.vae import bernoulli_nll, gaussian_kl
 
         model, hp, bs = self.model, self.hp, self.bs
         model.train()
@@ -106,7 +106,7 @@ def plain_loop(model, x_train: torch.Tensor, epochs: float, batch_size: int, bin
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict:
     """One-sample negative ELBO and its parts, per image, averaged over x."""
-    from genlab.models.vae import bernoulli_nll, gaussian_kl
+    from genlab.nets.vae import bernoulli_nll, gaussian_kl
 
     model.eval()
     gen = torch.Generator().manual_seed(seed)

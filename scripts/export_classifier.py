@@ -9,7 +9,7 @@ checkpoint's accuracy on the full official test set.
 
 import sys
 
-from genlab.metrics.classifier import export_main
+from genlab.tools.export_classifier import main
 
 if __name__ == "__main__":
-    sys.exit(export_main())
+    sys.exit(main())

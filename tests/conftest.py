@@ -1,4 +1,5 @@
-"""Shared fixtures: the data folder, offline W&B, and a fresh working directory per test."""
+"""Shared fixtures: a fresh working directory and offline W&B for every test; the data folder for those that
+read a data set (request `data_root`), so the tests of pure maths run without any data set."""
 
 from __future__ import annotations
 
@@ -10,20 +11,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def default_data_root() -> Path:
+    """$GENLAB_DATA_DIR, else ../shared/data next to the repository (this machine's layout)."""
+    return Path(os.environ.get("GENLAB_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """$GENLAB_DATA_DIR, else ../shared/data next to the repository (this machine's layout)."""
-    root = Path(os.environ.get("GENLAB_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
+    """The data folder, checked: a test that reads MNIST, Fashion-MNIST or Tiny Shakespeare requests this."""
+    root = default_data_root()
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         pytest.fail(f"MNIST not found under {root}: set GENLAB_DATA_DIR to the folder holding MNIST/raw/")
     return root
 
 
 @pytest.fixture(autouse=True)
-def isolated_run(tmp_path, monkeypatch, data_root):
-    """Every test runs in its own folder, with W&B offline and the data found through GENLAB_DATA_DIR."""
+def isolated_run(tmp_path, monkeypatch):
+    """Every test runs in its own folder, with W&B offline and GENLAB_DATA_DIR pointing at the data folder
+    (not checked here: only the tests that request `data_root` need the data to be there)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GENLAB_DATA_DIR", str(data_root))
+    monkeypatch.setenv("GENLAB_DATA_DIR", str(default_data_root()))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")

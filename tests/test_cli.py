@@ -55,6 +55,7 @@ def test_print_config_shows_genlab_defaults(capsys):
     assert "seed_everything: 0" in config
 
 
+@pytest.mark.usefixtures("data_root")
 def test_default_logger_runs_offline_and_writes_metrics_and_images():
     run = fit("runs/tiny", "--trainer.max_epochs", "1")  # fails if no offline run folder was written
     metrics = history(run)
@@ -66,6 +67,7 @@ def test_default_logger_runs_offline_and_writes_metrics_and_images():
     assert Path("runs/tiny/config.yaml").is_file()
 
 
+@pytest.mark.usefixtures("data_root")
 def test_same_seed_same_first_epoch_metrics():
     a = history(fit("runs/a", "--trainer.max_epochs", "1", "--seed_everything", "7"))
     b = history(fit("runs/b", "--trainer.max_epochs", "1", "--seed_everything", "7"))
@@ -74,6 +76,7 @@ def test_same_seed_same_first_epoch_metrics():
     assert a["val/loss"] != c["val/loss"]
 
 
+@pytest.mark.usefixtures("data_root")
 def test_resume_from_last_checkpoint_continues_training():
     fit("runs/r", "--trainer.max_epochs", "1")
     steps_one_epoch = torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)["global_step"]
@@ -82,6 +85,7 @@ def test_resume_from_last_checkpoint_continues_training():
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps_one_epoch
 
 
+@pytest.mark.usefixtures("data_root")
 def test_last_checkpoint_is_the_newest_state_even_when_the_monitor_stops_improving():
     """Lightning alone refreshes last.ckpt only at new bests; with mode max on a falling loss the best stays at
     epoch 0, and last.ckpt must still follow training to its last epoch (what resume and the benchmarks read)."""
@@ -94,6 +98,7 @@ def test_last_checkpoint_is_the_newest_state_even_when_the_monitor_stops_improvi
     assert best["epoch"] < last["epoch"]  # the monitor did stop improving, so plain Lightning would have lagged
 
 
+@pytest.mark.usefixtures("data_root")
 def test_checkpoints_load_safely_with_clear_errors():
     fit("runs/k", "--trainer.max_epochs", "1")
     model = load_module("runs/k/checkpoints/last.ckpt")
@@ -107,6 +112,7 @@ def test_checkpoints_load_safely_with_clear_errors():
         load_module("runs/k/checkpoints/last.ckpt", expected=torch.nn.Linear)
 
 
+@pytest.mark.usefixtures("data_root")
 def test_sample_command_writes_a_grid(capsys):
     fit("runs/s", "--trainer.max_epochs", "1")
     assert main(["sample", "--ckpt", "runs/s/checkpoints/last.ckpt", "--n", "16", "--out", "grid.png"]) == 0

@@ -14,6 +14,7 @@ from genlab.data import (
 )
 
 
+@pytest.mark.usefixtures("data_root")
 def test_mnist_splits_are_fixed_and_sized():
     a, b = MNISTDataModule(val_size=5000, seed=0), MNISTDataModule(val_size=5000, seed=0)
     a.setup("fit")
@@ -27,6 +28,7 @@ def test_mnist_splits_are_fixed_and_sized():
     assert not torch.equal(other.split("val").x, a.split("val").x)
 
 
+@pytest.mark.usefixtures("data_root")
 def test_binarized_pixels_are_dynamic_for_training_and_fixed_for_evaluation():
     dm = MNISTDataModule(pixels="binarized", train_limit=256)
     dm.setup("fit")
@@ -39,6 +41,7 @@ def test_binarized_pixels_are_dynamic_for_training_and_fixed_for_evaluation():
     assert set(dm.split("test").x.unique().tolist()) == {0.0, 1.0}
 
 
+@pytest.mark.usefixtures("data_root")
 def test_fashion_mnist_loads():
     dm = FashionMNISTDataModule(val_size=1000)
     assert len(dm.split("train")) == 59000 and dm.dataset_name == "fashion_mnist"
@@ -57,6 +60,7 @@ def test_missing_images_give_one_clear_error(tmp_path, monkeypatch):
     assert "train-images-idx3-ubyte" in message and "nowhere" in message and "GENLAB_DATA_DIR" in message
 
 
+@pytest.mark.usefixtures("data_root")
 def test_bad_data_arguments_are_named():
     with pytest.raises(ValueError, match="pixels"):
         MNISTDataModule(pixels="grey")
@@ -99,6 +103,7 @@ def test_text_file_errors(tmp_path):
         CharTextDataModule(path=str(latin)).setup()
 
 
+@pytest.mark.usefixtures("data_root")
 def test_default_text_is_tiny_shakespeare():
     dm = CharTextDataModule(block_size=64)
     dm.setup()

@@ -10,7 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.models.dcgan import DCGAN, Discriminator, NonFiniteLossError
+from genlab.models.dcgan import DCGAN, NonFiniteLossError
+from genlab.nets.dcgan import Discriminator
 
 TINY = dict(z_dim=16, g_width=8, d_width=0.125, n_fixed=4, d_strong_patience=10_000)
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +171,7 @@ def test_generator_extra_layers_add_3x3_convs_at_7x7(tmp_path):
 
 
 def test_minibatch_std_feature_sees_batch_diversity():
-    from genlab.models.dcgan import MinibatchStd
+    from genlab.nets.dcgan import MinibatchStd
 
     same = torch.randn(1, 3, 7, 7).expand(4, 3, 7, 7)
     out = MinibatchStd()(same)
@@ -257,6 +258,7 @@ def test_channels_last_is_a_layout_not_a_different_model(tmp_path):
     torch.testing.assert_close(loaded.sample(6, seed=2), nhwc.sample(6, seed=2), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.usefixtures("data_root")
 def test_fit_from_config_through_the_cli(tmp_path):
     from genlab.cli import main
 

@@ -9,19 +9,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from genlab.callbacks.text_samples import TextSamplesCallback
 from genlab.cli import main
 from genlab.data import CharTextDataModule
-from genlab.models.lm import (
-    GPT,
-    Dropout,
-    GPTConfig,
-    KVCache,
-    LanguageModel,
-    MuonWithAdamW,
-    TextSamplesCallback,
-    attention_reference,
-    sample_next,
-)
+from genlab.models.lm import LanguageModel
+from genlab.nets.fast_dropout import ByteMaskDropout as Dropout
+from genlab.nets.gpt import GPT, GPTConfig, KVCache, attention_reference, sample_next
+from genlab.optim import MuonWithAdamW
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +96,7 @@ def test_cpu_dropout_drops_at_its_rate_keeps_the_mean_and_masks_the_gradient():
 def test_attention_dropout_is_its_own_knob():
     """attn_dropout=0 keeps the attention weights exact in training mode (the fused CPU kernel) while `dropout`
     still acts on the residual branches; None follows `dropout`, as in nanoGPT."""
-    from genlab.models.lm import CausalSelfAttention
+    from genlab.nets.gpt import CausalSelfAttention
 
     torch.manual_seed(0)
     cfg = dict(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.5)
@@ -250,7 +244,7 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)["optimizer_states"][0]
     fresh = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon",
-                          vocab=lm.vocab).configure_optimizers()
+                          vocab=lm.vocab.chars).configure_optimizers()
     fresh.load_state_dict(saved)
     for inner, inner_fresh in ((opt.muon, fresh.muon), (opt.adamw, fresh.adamw)):
         for p, q in zip((p for g in inner.param_groups for p in g["params"]),
@@ -278,7 +272,7 @@ def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
                        learning_rate=1e-2, warmup_steps=2)
     trainer = tiny_trainer(tmp_path, callbacks=[TextSamplesCallback(prompt="JULIET:", max_new_tokens=20)])
     trainer.fit(lm, datamodule=data)
-    assert lm.vocab == "".join(sorted(set(TEXT)))
+    assert lm.vocab.chars == "".join(sorted(set(TEXT)))
     for key in ("train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/bpc"):
         assert key in trainer.callback_metrics, key
     assert trainer.callback_metrics["val/bpc"].item() == pytest.approx(
@@ -288,7 +282,7 @@ def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "lm.ckpt"
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)
-    assert saved["hyper_parameters"]["vocab"] == lm.vocab
+    assert saved["hyper_parameters"]["vocab"] == lm.vocab.chars
     assert saved["hyper_parameters"]["positional"] == "sinusoidal"
 
     (tmp_path / "tiny.txt").unlink()
@@ -336,3 +330,23 @@ def test_generate_cli_bad_arguments(tmp_path, capsys):
     assert main(["generate", "--ckpt", str(ckpt), "--prompt", "JULIET!"]) == 2
     err = capsys.readouterr().err
     assert "not in the model's vocabulary" in err and "'J'" in err and "'!'" in err
+
+
+def test_time_budget_schedule_reads_the_timer_through_its_public_accessors(monkeypatch):
+    """lr_decay by the clock: Lightning's Timer is found by type, its budget read through time_elapsed and
+    time_remaining, and the learning rate is halfway down the cosine when half the budget is spent."""
+    from pytorch_lightning.callbacks import Timer
+
+    lm = LanguageModel(vocab="ab", block_size=4, n_layer=1, n_head=1, n_embd=8, learning_rate=1e-3,
+                       min_lr_ratio=0.1, warmup_steps=2)
+    trainer = pl.Trainer(max_time={"seconds": 100}, logger=False, enable_progress_bar=False)
+    lm.trainer = trainer
+    lm.on_train_start()
+    (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert lm._decay == ("time", timer)
+    monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 50.0)
+    assert lm.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
+    monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 100.0)
+    assert lm.lr_at(10) == pytest.approx(1e-4)
+    assert lm.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock
+

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.models.base import flush_denormals, ieee_subnormals
 from genlab.precision import DTYPES, lesson
+from genlab.runtime import flush_denormals, ieee_subnormals
 
 
 def test_printed_table_matches_finfo(capsys):

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # 16-mixed needs a GPU: on a CPU Lightning substitutes bf16-mixed (scripts/bench_precision.py covers GPUs)
+@pytest.mark.usefixtures("data_root")
 @pytest.mark.parametrize("precision", ["bf16-mixed"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_precision_flag_trains_every_model(name, precision):

@@ -56,6 +56,7 @@ def test_invalid_sweep_is_rejected_with_wandbs_reason(tmp_path):
         enumerate_runs({**load_sweep(tiny_sweep(tmp_path / "ok.yaml")), "method": "random"})
 
 
+@pytest.mark.usefixtures("data_root")
 def test_two_point_sweep_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the runs are subprocesses; they import tiny_models
     config = tiny_sweep(tmp_path / "tiny.yaml")

@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.models.vae import (
-    VAE,
-    bernoulli_nll,
-    gaussian_kl,
+from genlab.figures.vae import (
     grid_latents,
     interpolation_images,
     latent_grid_images,
@@ -18,6 +15,8 @@ from genlab.models.vae import (
     project_2d,
     reconstruction_images,
 )
+from genlab.models.vae import VAE
+from genlab.nets.vae import bernoulli_nll, gaussian_kl
 
 FIGURE_KEYS = {"latent_grid", "latent_scatter", "interpolation", "reconstructions", "samples"}
 

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import torch
 
-from genlab.models.base import CLASS_KEY, GenlabModule
+from genlab.runtime import CLASS_KEY
+
+# Classes that moved: the name an older checkpoint holds -> where the class lives now.
+MOVED_CLASSES = {
+    "genlab.metrics.classifier.Classifier": "genlab.models.classifier.Classifier",
+}
 
 
 class CheckpointError(ValueError):
@@ -47,6 +52,9 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def _import_class(name: str) -> type:
     """The class a checkpoint names: genlab's own, or one whose module is already imported (no new code runs)."""
+    from pytorch_lightning import LightningModule  # here, so that reading a checkpoint does not pay for it
+
+    name = MOVED_CLASSES.get(name, name)
     module, _, attr = name.rpartition(".")
     if not (module.startswith("genlab.") or module in sys.modules):
         raise CheckpointError(f"refusing to import {name!r}: genlab only loads its own model classes")
@@ -54,12 +62,12 @@ def _import_class(name: str) -> type:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:
         raise CheckpointError(f"the checkpoint's model class {name} does not exist in this genlab ({err})") from None
-    if not (isinstance(cls, type) and issubclass(cls, GenlabModule)):
+    if not (isinstance(cls, type) and issubclass(cls, LightningModule)):
         raise CheckpointError(f"{name} is not a genlab model class")
     return cls
 
 
-def load_module(path: str | Path, expected: type | tuple[type, ...] | None = None) -> GenlabModule:
+def load_module(path: str | Path, expected: type | tuple[type, ...] | None = None):
     """Rebuild the module a genlab checkpoint was written by, on CPU, in eval mode.
 
     `expected` limits the classes accepted, so that e.g. `genlab generate` on a VAE checkpoint says what it got.

@@ -18,15 +18,17 @@ LIGHTNING_COMMANDS = {
 }
 
 TOOL_COMMANDS = {
-    "vae-figures": ("genlab.models.vae:figures_main",
+    "vae-figures": ("genlab.tools.vae_figures:main",
                     "render the VAE's latent grid, scatter, interpolation, reconstructions, samples"),
-    "evaluate": ("genlab.metrics.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
-    "sample": ("genlab.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
-    "generate": ("genlab.models.lm:generate_main", "generate text from a language-model checkpoint at chosen temperatures"),
+    "evaluate": ("genlab.tools.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
+    "sample": ("genlab.tools.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
+    "generate": ("genlab.tools.generate:main", "generate text from a language-model checkpoint at chosen temperatures"),
     "translate": ("genlab.tools.translate:main", "translate text with a seq2seq checkpoint: greedy, sampled or beam search"),
     "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
     "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
-    "precision": ("genlab.precision:main", "float16/bfloat16/float32/float64 limits and why fp16 loses tiny updates"),
+    "precision": ("genlab.tools.precision:main", "float16/bfloat16/float32/float64 limits and why fp16 loses tiny updates"),
+    "export-classifier": ("genlab.tools.export_classifier:main",
+                          "export a trained judge classifier as the shipped FID weights (+ SHA-256)"),
 }
 
 

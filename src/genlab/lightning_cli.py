@@ -175,10 +175,19 @@ class GenlabCLI(LightningCLI):
         if is_wandb and logger.init_args.get("name") is None:
             logger.init_args["name"] = root.name
         resolve_auto_settings(config)
+        if config.trainer.strategy == "ddp" and getattr(_model_class(config), "ddp_find_unused_parameters", False):
+            # Lightning's registered name for DDP that tolerates parameters a backward pass leaves unused
+            config.trainer.strategy = "ddp_find_unused_parameters_true"
 
     def after_fit(self) -> None:
         if self.trainer.is_global_zero:
             print(end_of_run_report(self.trainer, self.model), flush=True)
+
+
+def _model_class(config):
+    """The model class a parsed config names (already imported by the parser), or None."""
+    module, _, name = str(getattr(config.model, "class_path", "")).rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
 
 
 def resolve_auto_settings(config) -> None:

@@ -6,7 +6,6 @@ doing the arithmetic in each format.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +61,7 @@ def loss_scaling(grad: float, scale: float) -> tuple[float, float, float]:
 def lesson() -> dict:
     """All the demonstrated outcomes, as numbers (what `main` prints and the tests check), computed with IEEE
     subnormals even in a process where genlab has turned on flush-to-zero for speed."""
-    from genlab.models.base import ieee_subnormals
+    from genlab.runtime import ieee_subnormals
 
     with ieee_subnormals():
         return _lesson()
@@ -90,7 +89,7 @@ def _changed(value: float, start: float = 1.0) -> str:
 def report() -> str:
     """The printed lesson. Computed *and formatted* with IEEE subnormals: under flush-to-zero even Python's own
     float arithmetic and printing read a subnormal as 0."""
-    from genlab.models.base import ieee_subnormals
+    from genlab.runtime import ieee_subnormals
 
     with ieee_subnormals():
         return _report(_lesson())
@@ -127,9 +126,3 @@ def _report(r: dict) -> str:
               "   pi stored as:   " + ";  ".join(f"{n} {v!r}" for n, v in r["digits"].items()),
               "   bfloat16 rarely overflows (no loss scaling needed) but carries only ~3 significant digits."]
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="genlab precision", description=__doc__).parse_args(argv)
-    print(report())
-    return 0

@@ -3,4 +3,4 @@
 from genlab.callbacks.images import figure_dir, log_image, log_table, save_figure
 
 __all__ = ["figure_dir", "log_image", "log_table", "save_figure"]
-from genlab.callbacks.sample_quality import SampleQualityCallback as SampleQualityCallback  # issue 4
+from genlab.callbacks.sample_quality import SampleQualityCallback as SampleQualityCallback

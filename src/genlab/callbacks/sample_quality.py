@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 
+from genlab.runtime import eval_mode
+
 
 class SampleQualityCallback(pl.Callback):
     """Every `every_n_epochs` epochs, draw `n_samples` with `pl_module.sample(n, seed)` and log their metrics.
@@ -77,8 +79,7 @@ class SampleQualityCallback(pl.Callback):
 
     @torch.no_grad()
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
-        from genlab.metrics.evaluate import draw_samples
-        from genlab.metrics.quality import SampleQuality
+        from genlab.metrics.quality import SampleQuality, draw_samples
 
         dataset = self._dataset(trainer, pl_module)
         key = (dataset, str(pl_module.device))
@@ -113,9 +114,5 @@ class SampleQualityCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._due(trainer):  # validation already did it (it runs before this hook) or not due
             return
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
+        with eval_mode(pl_module):
             self.evaluate(trainer, pl_module)
-        finally:
-            pl_module.train(was_training)

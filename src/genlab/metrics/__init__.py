@@ -3,7 +3,8 @@
     from genlab.metrics import SampleQuality
     SampleQuality("mnist").evaluate(images)   # images [N,1,28,28] in [0,1]; value_range=(-1, 1) for tanh
 
-See genlab.metrics.quality for what each number means and genlab.metrics.classifier for the judge.
+See genlab.metrics.quality for what each number means and genlab.metrics.classifier for the judge's weights
+(the judge is trained by genlab.models.classifier.Classifier).
 Names are imported on first use, so `genlab evaluate --help` does not pay for torch and Lightning.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Classifier": "classifier",
     "ClassifierNet": "classifier",
     "ClassifierWeightsError": "classifier",
     "load_classifier": "classifier",

@@ -1,1 +1,3 @@
-"""Model families: one file each (vae.py, dcgan.py, lm.py), holding its nn.Modules and its LightningModule."""
+"""LightningModules, one per file (vae.py, dcgan.py, lm.py, classifier.py): training, logging, optimizers.
+
+The networks they train are in genlab.nets, their pictures in genlab.figures."""

@@ -6,44 +6,16 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytorch_lightning as pl
-import torch
 
-CLASS_KEY = "genlab_class"
-_flushing = False  # whether flush_denormals() has switched flush-to-zero on in this process
+from genlab.runtime import CLASS_KEY, eval_mode, flush_denormals, ieee_subnormals
 
-
-def flush_denormals() -> bool:
-    """Treat subnormal floats (|x| < 1.2e-38) as zero on the CPU; True if the CPU supports it.
-
-    Why: as training goes on, Adam's second-moment estimates of small gradients decay into subnormal numbers,
-    which x86 CPUs handle in slow microcode: measured here, the VAE's CPU step grew from 21 to 32 ms over three
-    epochs without this, and stayed near 22 ms with it. Nothing a model learns lives below 1e-38.
-    Set before torch's worker threads start (a new thread inherits the setting), so genlab calls it when a
-    module is built; it is a per-process switch that stays on, and it covers all float arithmetic on the CPU,
-    Python's own included (use `ieee_subnormals()` for code that needs subnormals).
-    """
-    global _flushing
-    _flushing = torch.set_flush_denormal(True)
-    return _flushing
-
-
-@contextlib.contextmanager
-def ieee_subnormals():
-    """Full IEEE arithmetic inside the block (subnormals kept), for code that is *about* subnormals, such as
-    `genlab precision`; the process's flush-to-zero setting is restored afterwards."""
-    torch.set_flush_denormal(False)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(_flushing)
+__all__ = ["CLASS_KEY", "GenlabModule", "eval_mode", "flush_denormals", "ieee_subnormals"]
 
 
 class GenlabModule(pl.LightningModule):
     """A LightningModule whose checkpoints say which genlab class wrote them (and that flushes subnormal
-    floats to zero on the CPU: see flush_denormals)."""
+    floats to zero on the CPU: see genlab.runtime.flush_denormals)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

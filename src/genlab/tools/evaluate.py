@@ -15,10 +15,6 @@ import json
 import sys
 import time
 
-SAMPLE_CHUNK = 1000
-SEED_STRIDE = 1_000_003  # chunk i of a run with --seed s is drawn with seed s * SEED_STRIDE + i
-
-
 DATASETS = ("mnist", "fashion_mnist")  # = genlab.metrics.classifier.DATASETS (not imported: --help stays fast)
 
 
@@ -48,21 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def draw_samples(model, n: int, seed: int, chunk: int = SAMPLE_CHUNK):
-    """n samples from model.sample in chunks (bounded memory), each chunk with its own derived seed."""
-    import torch
-
-    parts = []
-    for i, start in enumerate(range(0, n, chunk)):
-        k = min(chunk, n - start)
-        x = model.sample(k, seed=seed * SEED_STRIDE + i)
-        if not isinstance(x, torch.Tensor) or len(x) != k:
-            raise ValueError(f"{type(model).__name__}.sample({k}) returned {type(x).__name__} "
-                             f"{list(getattr(x, 'shape', []))}, expected a tensor of {k} images")
-        parts.append(x.detach().float().cpu())
-    return torch.cat(parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -77,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from genlab.checkpoints import CheckpointError, load_module
     from genlab.metrics.classifier import ClassifierWeightsError
-    from genlab.metrics.quality import SampleQuality
+    from genlab.metrics.quality import SampleQuality, draw_samples
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     value_range = (0, 1) if args.value_range == "0,1" else (-1, 1)

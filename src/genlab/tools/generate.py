@@ -1,0 +1,63 @@
+"""`genlab generate --ckpt X --prompt "ROMEO:" --temperature 0.2 0.8 1.2`: text from a language-model checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _build_generate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="genlab generate",
+        description="Generate text from a trained LanguageModel checkpoint: one sample per temperature. "
+                    "The vocabulary is in the checkpoint, so no data set is needed.",
+        epilog='example: genlab generate --ckpt runs/lm_shakespeare/checkpoints/last.ckpt --prompt "ROMEO:" '
+               "--temperature 0.2 0.8 1.2 --max-new-tokens 400 --seed 0",
+    )
+    p.add_argument("--ckpt", required=True, help="a LanguageModel checkpoint (.ckpt)")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.8], metavar="T",
+                   help="one or more temperatures; 0 = greedy, <1 safer, >1 wilder (default 0.8)")
+    p.add_argument("--max-new-tokens", type=int, default=400, help="characters to generate (default 400)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability p")
+    p.add_argument("--seed", type=int, default=None, help="random seed (the same seed for every temperature)")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_generate_parser()
+    args = parser.parse_args(argv)
+    from genlab.nets.gpt import check_sampling_args
+
+    try:
+        check_sampling_args(args.max_new_tokens, min(args.temperature), args.top_k, args.top_p)
+    except ValueError as err:
+        parser.error(str(err))
+    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.models.lm import LanguageModel
+
+    try:
+        model = load_module(args.ckpt, expected=LanguageModel)
+    except CheckpointError as err:
+        print(f"genlab generate: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        model.encode(args.prompt)
+    except ValueError as err:
+        print(f"genlab generate: error: --prompt: {err}", file=sys.stderr)
+        return 2
+    model.to(args.device)
+    for t in args.temperature:
+        text = model.generate_text(args.prompt, args.max_new_tokens, t, args.top_k, args.top_p, args.seed,
+                                   use_cache=not args.no_cache)
+        label = f"temperature {t:g}" + (" (greedy)" if t == 0 else "")
+        if args.seed is not None:
+            label += f", seed {args.seed}"
+        print(f"===== {label} =====")
+        print(text)
+        print()
+    return 0
+

@@ -1,0 +1,21 @@
+"""`genlab precision`: float16/bfloat16/float32/float64 limits and why float16 training needs care.
+
+The lesson itself (every number computed live by PyTorch) is genlab.precision; this parses the arguments first,
+so `--help` answers before torch is imported, and never imports Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="genlab precision",
+        description="The floating-point formats of deep learning, and why float16 training needs care: the "
+                    "limits from torch.finfo, and the outcomes of doing the arithmetic in each format.",
+    ).parse_args(argv)
+    from genlab.precision import report
+
+    print(report())
+    return 0
