@@ -69,7 +69,7 @@ def explorer_html(decode: Callable[[Tensor], Tensor], points: Tensor, labels: Te
         points, labels = points[keep], labels[keep]
     data = {
         "n": n, "h": int(h), "w": int(w), "axis": [round(v, 5) for v in atlas_axis(n).tolist()],
-        "points": [[round(a, 3), round(b, 3), int(c)] for (a, b), c in zip(points.tolist(), labels.tolist())],
+        "points": [[round(a, 3), round(b, 3), int(c)] for (a, b), c in zip(points.tolist(), labels.tolist(), strict=True)],
         "names": list(class_names), "title": title, "note": note,
     }
     sprite = base64.b64encode(atlas_png(atlas, n)).decode("ascii")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from genlab.nets.gpt import check_sampling_args, sample_next, sinusoidal_positions  # the LM's own semantics
+
 PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL = 3
 
@@ -55,15 +57,6 @@ class Seq2SeqConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-
-
-def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
-    """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(...), as in 'Attention is all you need'."""
-    pos = torch.arange(n, dtype=torch.float64)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float64) / d)
-    pe = torch.zeros(n, d, dtype=torch.float64)
-    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-    return pe.float()
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -286,7 +279,7 @@ class Seq2Seq(nn.Module):
         (the semantics of `genlab generate`).
         """
         max_len = self.config.max_tgt_len if max_len is None else min(max_len, self.config.max_tgt_len)
-        check_sampling_args(temperature, top_k, top_p)
+        check_sampling_args(max_len, temperature, top_k, top_p)
         memory, src_mask = self.encode(src)
         ys = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
@@ -364,38 +357,6 @@ class Seq2Seq(nn.Module):
             best.append([BOS] + seq)
         width = max(len(s) for s in best)
         return torch.tensor([s + [PAD] * (width - len(s)) for s in best], dtype=torch.long, device=dev)
-
-
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """The checks of `genlab generate`."""
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p}")
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """One id per row of logits [B, V] -> [B, 1]: temperature (0 = argmax), then top-k, then top-p, then a draw.
-
-    The same semantics as the LM's sampler, kept here so this module depends on torch only.
-    """
-    logits = logits.float()
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p  # the most likely token always stays
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
 
 
 __all__ = ["PAD", "BOS", "EOS", "N_SPECIAL", "Seq2SeqConfig", "MultiHeadAttention", "DecoderCache", "Seq2Seq",
