@@ -8,13 +8,25 @@ from pathlib import Path
 
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from genlab.callbacks.checkpoint import LatestLastCheckpoint
+from genlab.callbacks.guards import FiniteLossGuard, NonFiniteLossError
 from genlab.callbacks.summary import RunSummary
+from genlab.checkpoint_io import AtomicCheckpointIO
+from genlab.checkpoints import CheckpointError, read_checkpoint
 from genlab.loggers import finish_wandb_run
 from genlab.models.base import flush_denormals
 
 DEFAULT_ROOT = "runs/default"
+
+
+class RunFolderError(ValueError):
+    """Fitting from scratch into a folder that already holds a run, which would mix the two runs' files."""
+
+
+# errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
+USER_ERRORS = (CheckpointError, RunFolderError, NonFiniteLossError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -67,14 +79,57 @@ class GenlabCLI(LightningCLI):
         parser.add_lightning_class_args(LatestLastCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(RunSummary, "summary")
+        parser.add_argument("--overwrite_run", type=bool, default=False,
+                            help="fit from scratch into a run folder that already holds a run, deleting its "
+                                 "checkpoints and summary.json (without it such a fit is refused)")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads --ckpt_path's hyper-parameters right after parsing: check the file first, so that a
+        # broken or unsafe checkpoint is refused with one line (unless the user opted out with --weights_only false)
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        ckpt = config.get("ckpt_path")
+        if ckpt and Path(ckpt).is_file() and config.get("weights_only") is not False:
+            read_checkpoint(ckpt)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.get("weights_only", False) is None:  # resume without unpickling code, whatever the environment says
+            config.weights_only = True
+        if self.subcommand == "fit" and config.get("ckpt_path") is None:
+            self._refuse_existing_run(root, Path(config.checkpoint.dirpath), config.overwrite_run)
+        if "overwrite_run" in config:
+            config.overwrite_run = False  # acted on; config.yaml must not repeat it when reused
         logger = config.trainer.logger
         if getattr(logger, "class_path", "") == "genlab.loggers.WandbLogger" and logger.init_args.get("name") is None:
             logger.init_args["name"] = root.name
+
+    @staticmethod
+    def _refuse_existing_run(root: Path, ckpt_dir: Path, overwrite: bool) -> None:
+        """Refuse to start a second run in a run folder: its config.yaml and summary.json would be replaced while the
+        old checkpoints stay, and Lightning would write the new last.ckpt as last-v1.ckpt, so the folder would
+        silently mix two runs. Refusing loses nothing and the way on is one flag away."""
+        old = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+        if not old:
+            return
+        if not overwrite:
+            raise RunFolderError(
+                f"{root} already holds a run ({', '.join(p.name for p in old)} in {ckpt_dir}): resume it with "
+                f"`--ckpt_path last`, train into a new folder with `--trainer.default_root_dir runs/<new name>`, "
+                f"or delete that run and start over with `--overwrite_run true`"
+            )
+        for path in old:
+            path.unlink()
+        (root / "summary.json").unlink(missing_ok=True)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(FiniteLossGuard())
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own CheckpointIO plugin is kept
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
 
