@@ -24,6 +24,10 @@ class LatestLastCheckpoint(ModelCheckpoint):
     state at a crash may be the broken one.
 
     At the start of fitting it also deletes the temporary files that saves killed midway left in its folder.
+
+    Args:
+        save_last: write last.ckpt as described above (any true value; "link" is treated as true).
+        *args, **kwargs: ModelCheckpoint's own arguments (monitor, mode, filename, save_top_k, ...).
     """
 
     def __init__(self, *args, save_last: bool | Literal["link"] | None = None, **kwargs):
