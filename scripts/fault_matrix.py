@@ -280,7 +280,7 @@ def bad_checkpoint_cases(work: Path) -> list[dict]:
                         "last" if command == "fit" else str(last), cwd=work,
                         env=env(TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))
         ran = (work / "pwned").exists()
-        rows.append({"case": f"{command} --ckpt_path <pickle that runs code>, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1",
+        rows.append({"case": f"{command} --ckpt_path (a pickle that runs code), TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1",
                      "expected": "exit 2, one line, code not run",
                      "observed": f"exit {code}, {said(err)}, code {'RAN' if ran else 'not run'}",
                      "ok": code == 2 and not ran and "cannot be loaded safely" in one_line(err)})

@@ -122,7 +122,7 @@ class GenlabCLI(LightningCLI):
                 f"or delete that run and start over with `--overwrite_run true`"
             )
         for path in old:
-            path.unlink()
+            path.unlink(missing_ok=True)  # every process of a multi-process run gets here
         (root / "summary.json").unlink(missing_ok=True)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
