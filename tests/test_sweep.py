@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ from genlab.cli import main
 from genlab.sweep import SweepConfigError, enumerate_runs, load_sweep, run_command
 
 TESTS = Path(__file__).resolve().parent
+FAKE_RUN = TESTS / "fake_run.py"
 
 
 def tiny_sweep(path: Path, **extra) -> Path:
@@ -101,3 +107,64 @@ def test_collect_reads_finished_runs_in_any_named_folder(tmp_path):
     rows, _ = collect(tmp_path)
     assert [r["run"] for r in rows] == ["run-000", "strong+r1_gamma_1"]
     assert rows[1]["quality/fid"] == 1.0 and rows[1]["d_lr"] == 1e-4 and rows[1]["wall_s"] == 2.0
+
+
+def test_a_sweep_yaml_syntax_error_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: grid\nparameters: {lr: [1, 2\n")
+    with pytest.raises(SweepConfigError, match=r"not valid YAML \(line \d+, column \d+\)") as err:
+        load_sweep(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_a_run_is_finished_only_for_the_same_command_and_config(tmp_path, monkeypatch, capsys):
+    """A finished run of an older command or base config is moved to stale/ and run again, not reported as new."""
+    from genlab.sweep import execute
+
+    monkeypatch.chdir(tmp_path)
+    base = tmp_path / "base.yaml"
+    base.write_text("trainer: {max_epochs: 1}\n")
+    command = [sys.executable, str(FAKE_RUN), "fit", "-c", str(base), "${args}"]
+    run = tmp_path / "sweep" / "run-a"
+    assert execute(command, [({"x": 1}, run)]) == [0]
+    assert json.loads((run / "summary.json").read_text())["metrics"]["x"] == 1
+    assert execute(command, [({"x": 1}, run)]) == []  # same definition: finished
+    base.write_text("trainer: {max_epochs: 2}\n")  # the base config changed
+    assert execute(command, [({"x": 1}, run)]) == [0]
+    assert (tmp_path / "sweep" / "stale" / "run-a-0" / "summary.json").is_file()
+    assert execute([*command[:2], "fit", "--extra=1", *command[3:]], [({"x": 1}, run)]) == [0]  # command changed
+    assert (tmp_path / "sweep" / "stale" / "run-a-1" / "summary.json").is_file()
+
+
+def test_a_folder_in_use_is_refused(tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    from genlab.sweep import LOCK, execute
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "sweep" / "run-a"
+    run.mkdir(parents=True)
+    with open(run / LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        codes = execute([sys.executable, str(FAKE_RUN), "fit", "${args}"], [({"x": 1}, run)])
+    assert codes != [0] and "in use by another process" in capsys.readouterr().out
+    assert not (run / "summary.json").exists()
+
+
+def test_the_runner_passes_sigterm_to_its_run_and_waits_for_it(tmp_path):
+    sweep = {"name": "slow", "program": "genlab", "method": "grid", "parameters": {"sleep": {"values": [60, 61]}},
+             "command": [sys.executable, str(FAKE_RUN), "fit", "${args}"]}
+    config = tmp_path / "slow.yaml"
+    config.write_text(yaml.safe_dump(sweep))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])}
+    runner = subprocess.Popen([sys.executable, "-m", "genlab.cli", "sweep", "-c", str(config), "--out", "out"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("out/run-*/started")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (started,) = tmp_path.glob("out/run-*/started")
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 143, out
+    assert (started.parent / "got-signal").read_text() == str(int(signal.SIGTERM))
+    assert len(list(tmp_path.glob("out/run-*/started"))) == 1  # no new run started after the signal

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,3 +40,26 @@ class TinyAutoencoder(GenlabModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
+class SignalAtStep(pl.Callback):
+    """Sends this process `signum` after training step `step`, as a scheduler or a user's Ctrl+C would."""
+
+    def __init__(self, step: int = 3, signum: int = 15):
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class PoisonAtStep(pl.Callback):
+    """Puts a NaN into the first weight after training step `step`, so the next loss is NaN."""
+
+    def __init__(self, step: int = 3):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.parameters()).view(-1)[0] = float("nan")

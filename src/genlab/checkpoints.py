@@ -22,8 +22,31 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, not genlab's, or of the wrong model kind."""
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's dict, loaded with weights_only=True (tensors and plain values only, no code)."""
+def last_good_checkpoint(folder: Path, exclude: Path | None = None) -> Path | None:
+    """The newest .ckpt in `folder` (other than `exclude`) whose zip records all pass their CRC check."""
+    candidates = [p for p in folder.glob("*.ckpt") if exclude is None or p.resolve() != exclude.resolve()]
+    for candidate in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            with zipfile.ZipFile(candidate) as archive:
+                if archive.testzip() is None:
+                    return candidate
+        except (OSError, zipfile.BadZipFile):
+            continue
+    return None
+
+
+def _broken(path: Path, problem: str) -> CheckpointError:
+    good = last_good_checkpoint(path.parent, exclude=path) if path.parent.is_dir() else None
+    hint = f"; the last good checkpoint in that folder is {good}" if good else "; no intact checkpoint is in that folder"
+    return CheckpointError(f"{path} is not a readable PyTorch checkpoint ({problem}){hint}")
+
+
+def check_integrity(path: str | Path) -> Path:
+    """Fail with one line unless `path` is a whole torch.save archive (every record's CRC checked, no unpickling).
+
+    A checkpoint cut short or damaged on disk must not silently yield corrupted weights; the error names the
+    newest intact checkpoint beside it, which is what the user wants to resume or sample from instead.
+    """
     path = Path(path)
     if not path.is_file():
         hint = ""
@@ -35,14 +58,29 @@ def read_checkpoint(path: str | Path) -> dict:
             "checkpoints are written to <trainer.default_root_dir>/checkpoints/ (best and last.ckpt)"
         )
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (not a torch.save archive)")
+        raise _broken(path, "not a torch.save archive, or cut short")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise _broken(path, f"damaged archive: {err}") from None
+    if bad is not None:
+        raise _broken(path, f"bad CRC in its record {bad}")
+    return path
+
+
+def unsafe_message(path, err: BaseException) -> str:
+    return (f"{path} holds objects other than tensors and plain values, so it cannot be loaded safely "
+            f"(weights_only=True): {str(err).splitlines()[0]}")
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's dict, loaded with weights_only=True (tensors and plain values only, no code)."""
+    path = check_integrity(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path} holds objects other than tensors and plain values, so it cannot be loaded safely "
-            f"(weights_only=True): {str(err).splitlines()[0]}"
-        ) from None
+        raise CheckpointError(unsafe_message(path, err)) from None
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:

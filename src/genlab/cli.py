@@ -61,7 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command in LIGHTNING_COMMANDS:
-        run_lightning(argv)
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        from genlab.lightning_cli import USER_ERRORS
+
+        try:
+            run_lightning(argv)
+        except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
+            return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
+        except USER_ERRORS as err:
+            print(f"genlab {command}: {err}", file=sys.stderr)
+            return 1 if isinstance(err, RuntimeError) else 2  # a failed run (NaN loss) or a bad input
         return 0
     if command not in TOOL_COMMANDS:
         print(f"genlab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)

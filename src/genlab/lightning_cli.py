@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
-import logging
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -14,55 +11,20 @@ from typing import Literal, Union
 
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from genlab.callbacks.checkpoint import LatestLastCheckpoint
+from genlab.callbacks.guards import FiniteLossGuard, NonFiniteLossError
 from genlab.callbacks.summary import RunSummary
+from genlab.checkpoint_io import AtomicCheckpointIO
+from genlab.checkpoints import CheckpointError, read_checkpoint
+from genlab.console import end_of_run_report, explain_parse_error, quiet_third_party, short_warning
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
 
 DEFAULT_ROOT = "runs/default"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-# Third-party lines that say nothing to a genlab user (genlab's own warnings are never filtered)
-NOISE_WARNINGS = (
-    r".*LeafSpec.*",  # a deprecation inside Lightning's own pytree helper
-    r".*val_dataloader.* but have no .validation_step.*",  # the DCGAN scores samples instead of a val loop
-    r"Precision .* is not supported by the model summary.*",
-    r".*does not have many workers.*",  # in-memory data sets: workers would only add start-up time
-    r"There is a wandb run already in progress.*",  # genlab opens the run itself (genlab.loggers)
-    r"The `srun` command is available on your system but is not used.*",
-)
-NOISE_LOG_LINES = ("💡 Tip:", "litlogger")
-
-
-class _DropNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(marker in message for marker in NOISE_LOG_LINES)
-
-
-def quiet_third_party() -> None:
-    """Filter the known third-party noise lines (as pytest's config does) from the console."""
-    for pattern in NOISE_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, _DropNoise) for f in handler.filters):
-                handler.addFilter(_DropNoise())
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropNoise) for f in logger.filters):
-            logger.addFilter(_DropNoise())
-
-
-def _short_warning(message, category, filename, lineno, file=None, line=None):
-    """genlab's own warnings as one readable line; others in Python's usual format."""
-    if "genlab" in str(filename) and issubclass(category, UserWarning):
-        return f"genlab warning: {message}\n"
-    return _default_formatwarning(message, category, filename, lineno, line)
-
-
-_default_formatwarning = warnings.formatwarning
 
 # Lightning's own precision values plus "auto", read from Trainer's signature so that they follow Lightning
 _LIGHTNING_PRECISION = inspect.signature(Trainer.__init__).parameters["precision"].annotation
@@ -80,6 +42,14 @@ class GenlabTrainer(Trainer):
     def __init__(self, *args, precision: PRECISION = None, **kwargs):
         super().__init__(*args, precision=resolve_precision(precision, kwargs.get("accelerator", "auto"))[0],
                          **kwargs)
+
+
+class RunFolderError(ValueError):
+    """Fitting from scratch into a folder that already holds a run, which would mix the two runs' files."""
+
+
+# errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
+USER_ERRORS = (CheckpointError, RunFolderError, NonFiniteLossError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -118,7 +88,7 @@ class GenlabCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, **kwargs):
         flush_denormals()  # before torch starts its worker threads, which inherit the setting
         quiet_third_party()
-        warnings.formatwarning = _short_warning
+        warnings.formatwarning = short_warning
         trainer_defaults = {
             "default_root_dir": DEFAULT_ROOT,
             "logger": {"class_path": "genlab.loggers.WandbLogger", "init_args": {"project": "genlab"}},
@@ -144,19 +114,28 @@ class GenlabCLI(LightningCLI):
         finally:
             finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
 
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(LatestLastCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+        parser.add_lightning_class_args(RunSummary, "summary")
+        parser.add_argument("--overwrite_run", type=bool, default=False,
+                            help="fit from scratch into a run folder that already holds a run, deleting its "
+                                 "checkpoints and summary.json (without it such a fit is refused)")
+
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         from jsonargparse import ArgumentError
 
         try:
             super().parse_arguments(parser, args)
-        except ArgumentError as err:
+        except ArgumentError as err:  # parser_kwargs' exit_on_error=False brings config mistakes here
             sys.stderr.write(f"genlab: {explain_parse_error(str(err), parser)}\n")
             raise SystemExit(2) from None
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(LatestLastCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True})
-        parser.add_lightning_class_args(RunSummary, "summary")
+        # LightningCLI reads --ckpt_path's hyper-parameters right after parsing: check the file first, so that a
+        # broken or unsafe checkpoint is refused with one line (unless the user opted out with --weights_only false)
+        config = self.config.get(self.config.get("subcommand") or "", self.config)
+        ckpt = config.get("ckpt_path")
+        if ckpt and Path(ckpt).is_file() and config.get("weights_only") is not False:
+            read_checkpoint(ckpt)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -172,6 +151,12 @@ class GenlabCLI(LightningCLI):
                 logger.init_args["name"] = f"{root.parent.parent.name}-{wandb_run_id}"
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.get("weights_only", False) is None:  # resume without unpickling code, whatever the environment says
+            config.weights_only = True
+        if self.subcommand == "fit" and config.get("ckpt_path") is None:
+            self._refuse_existing_run(root, Path(config.checkpoint.dirpath), config.overwrite_run)
+        if "overwrite_run" in config:
+            config.overwrite_run = False  # acted on; config.yaml must not repeat it when reused
         if is_wandb and logger.init_args.get("name") is None:
             logger.init_args["name"] = root.name
         resolve_auto_settings(config)
@@ -182,6 +167,31 @@ class GenlabCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.is_global_zero:
             print(end_of_run_report(self.trainer, self.model), flush=True)
+
+    @staticmethod
+    def _refuse_existing_run(root: Path, ckpt_dir: Path, overwrite: bool) -> None:
+        """Refuse to start a second run in a run folder: its config.yaml and summary.json would be replaced while the
+        old checkpoints stay, and Lightning would write the new last.ckpt as last-v1.ckpt, so the folder would
+        silently mix two runs. Refusing loses nothing and the way on is one flag away."""
+        old = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+        if not old:
+            return
+        if not overwrite:
+            raise RunFolderError(
+                f"{root} already holds a run ({', '.join(p.name for p in old)} in {ckpt_dir}): resume it with "
+                f"`--ckpt_path last`, train into a new folder with `--trainer.default_root_dir runs/<new name>`, "
+                f"or delete that run and start over with `--overwrite_run true`"
+            )
+        for path in old:
+            path.unlink(missing_ok=True)  # every process of a multi-process run gets here
+        (root / "summary.json").unlink(missing_ok=True)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(FiniteLossGuard())
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own CheckpointIO plugin is kept
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
 
 def _model_class(config):
@@ -204,122 +214,3 @@ def resolve_auto_settings(config) -> None:
     if init_args is not None and init_args.get("channels_last") == "auto":
         init_args["channels_last"], reason = resolve_channels_last("auto", trainer.accelerator, trainer.precision)
         rank_zero_info(f"channels_last: {str(init_args['channels_last']).lower()} ({reason})")
-
-
-def explain_parse_error(message: str, parser) -> str:
-    """One line for a config or command-line mistake, with the closest valid key when there is one."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    tip = "(`genlab fit -c CONFIG --print_config` lists every key and its value)"
-    unknown = re.search(r"Option '([^']+)' is not accepted", message) or re.search(r'No action for key "([^"]+)"', message)
-    owner = re.search(r"class_path '([^']+)'", message)
-    if unknown:
-        key = unknown.group(1)
-        candidates = _class_parameters(owner.group(1)) if owner else []
-        guess = difflib.get_close_matches(key.split(".")[-1], candidates, n=1)
-        where = f" of {owner.group(1)}" if owner else ""
-        hint = f" (did you mean {guess[0]}?)" if guess else (f" (valid: {', '.join(candidates)})" if candidates else "")
-        return f"unknown key {key!r}{where}{hint} {tip}"
-    unrecognized = re.search(r"Unrecognized arguments: (.+)", message, re.IGNORECASE)
-    not_accepted = re.search(r"does not accept option '([^']+)'", message)
-    if unrecognized or not_accepted:
-        words = unrecognized.group(1).split() if unrecognized else [f"--{not_accepted.group(1)}"]
-        options = sorted({o for p in _all_parsers(parser) for a in p._actions for o in a.option_strings})
-        flags = [w.split("=")[0] for w in words if w.startswith("-")] or words[:1]
-        guess = difflib.get_close_matches(flags[0], options, n=1, cutoff=0.75)
-        hint = f" (did you mean {guess[0]}?)" if guess else ""
-        return f"unknown option {flags[0]}{hint} {tip}"
-    # the innermost explanation is the most specific one
-    detail = next((line for line in reversed(lines) if not line.startswith(("Given value", "- Expected a"))), message)
-    first = lines[0] if lines else message
-    return first if detail == first else f"{first} {detail}"
-
-
-def _class_parameters(class_path: str) -> list[str]:
-    module, _, name = class_path.rpartition(".")
-    cls = getattr(sys.modules.get(module), name, None)
-    if cls is None:
-        return []
-    names = []
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        names += [p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")]
-        if klass.__module__.startswith(("pytorch_lightning", "lightning")):
-            break
-    return list(dict.fromkeys(names))
-
-
-def _all_parsers(parser) -> list:
-    """The parser and its subcommand parsers (argparse's documented `choices` of a subparsers action)."""
-    import argparse
-
-    found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found += _all_parsers(sub)
-    return found
-
-
-def _shown(path: str | Path) -> str:
-    """A path as a person would type it from here: relative when it is below the working directory."""
-    relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") else relative
-
-
-def end_of_run_report(trainer: Trainer, model) -> str:
-    """What a fit made and what to run next: run folder, checkpoints, headline metrics, W&B, next commands."""
-    root = Path(_shown(trainer.default_root_dir))
-    checkpoint = trainer.checkpoint_callback
-    folder = Path(_shown(checkpoint.dirpath)) if checkpoint is not None and checkpoint.dirpath else root / "checkpoints"
-    last = folder / "last.ckpt"
-    best = Path(_shown(checkpoint.best_model_path)) if checkpoint is not None and checkpoint.best_model_path else None
-    status = "stopped early (interrupted)" if trainer.interrupted else "finished"
-    lines = ["", f"Run {status}: {trainer.current_epoch} epochs, {trainer.global_step} steps",
-             f"  Run folder   {root}/  (config.yaml, summary.json, figures/)"]
-    if best is not None and best.name != last.name and getattr(checkpoint, "monitor", None):
-        score = checkpoint.best_model_score
-        shown = f"  ({checkpoint.monitor} {float(score):.4g})" if score is not None else ""
-        lines.append(f"  Best         {best}{shown}")
-    if last.is_file():
-        lines.append(f"  Last         {last}  (resume: --ckpt_path last)")
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-               if k.startswith(("val/", "quality/", "test/")) and getattr(v, "numel", lambda: 1)() == 1}
-    headline = [k for k in ("val/loss", "val/bpc", "val/acc", "quality/fid", "quality/fid_floor",
-                            "quality/classes_covered", "quality/confident_fraction") if k in metrics]
-    if headline:
-        lines.append("  Metrics      " + "   ".join(f"{k} {metrics[k]:.4g}" for k in headline))
-    for logger in trainer.loggers:
-        run_dir = getattr(logger, "run_dir", None)
-        if isinstance(logger, WandbLogger) and run_dir:
-            shown = _shown(run_dir)
-            lines.append(f"  W&B          {shown}" + (f"   upload: wandb sync {shown}" if "offline" in shown else ""))
-    for callback in trainer.callbacks:
-        rows = getattr(callback, "last_rows", None)
-        if rows:
-            lines.append("")
-            lines.append("Samples at the end of training:")
-            for temperature, text in rows:
-                lines.append(f"  --- temperature {temperature} ---")
-                lines += ["  " + line for line in str(text).splitlines()[:12]]
-    ckpt = last if last.is_file() else best
-    if ckpt is not None:
-        lines.append("")
-        lines.append("Next:")
-        lines += [f"  {command}" for command in next_commands(type(model).__name__, ckpt)]
-    return "\n".join(lines)
-
-
-def next_commands(model_class: str, ckpt: Path) -> list[str]:
-    """The tools that read this kind of checkpoint."""
-    if model_class == "VAE":
-        return [f"genlab vae-figures --ckpt {ckpt} --out {ckpt.parent.parent / 'figures'}",
-                f"genlab sample --ckpt {ckpt} --n 64 --out samples.png",
-                f"genlab evaluate --ckpt {ckpt}"]
-    if model_class == "DCGAN":
-        return [f"genlab sample --ckpt {ckpt} --n 64 --out samples.png", f"genlab evaluate --ckpt {ckpt}"]
-    if model_class == "LanguageModel":
-        return [f'genlab generate --ckpt {ckpt} --prompt "ROMEO:" --temperature 0.5 1.0 1.5']
-    if model_class == "Classifier":
-        return [f"python scripts/export_classifier.py --ckpt {ckpt} --dataset <mnist|fashion_mnist>"]
-    return [f"genlab test -c {ckpt.parent.parent / 'config.yaml'} --ckpt_path {ckpt}"]

@@ -4,8 +4,9 @@ A sweep file is a W&B sweep definition (`program`, `method`, `metric`, `paramete
 W&B's own sweep engine (the `sweeps` package), so `wandb sweep FILE` and `wandb agent` can drive it unchanged on
 a team's machines. Locally, `genlab sweep -c FILE` enumerates the same runs with that engine and runs each as
 `genlab fit ... --<parameter>=<value>` (W&B's own `${args}` formatting), in its own run folder with its own
-logger run and checkpoints. A run whose summary.json exists is finished and is not run again, so an interrupted
-sweep resumes where it stopped.
+logger run and checkpoints. A run is finished when its summary.json exists beside a stamp of the same full command
+(and the contents of the config files it names): an interrupted sweep resumes where it stopped (an interrupted run
+from its last.ckpt), and runs made by another command or config are moved to <out>/stale/ and run again.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import csv
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +39,13 @@ def load_sweep(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SweepConfigError(f"sweep file not found: {path}")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SweepConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(config, dict):
         raise SweepConfigError(f"{path}: a sweep file is a YAML mapping (method, metric, parameters, command)")
     with warnings.catch_warnings():
@@ -108,35 +118,159 @@ def run_command(command: list, params: dict, run_dir: Path) -> list[str]:
     return [*argv, f"--trainer.default_root_dir={run_dir}"]
 
 
+STAMP, LOCK = "stamp.json", "sweep.lock"
+
+
+def command_stamp(argv: list[str]) -> dict:
+    """What defines a run: its command line (this Python's path left out) and the contents of files it names.
+
+    A config file edited between two sweeps changes the stamp as much as a changed flag does, so results made by
+    an older definition are never reported under the new one.
+    """
+    args = argv[3:] if argv[:3] == [sys.executable, "-m", "genlab.cli"] else argv
+    files = {}
+    for arg in args:
+        value = arg.split("=", 1)[-1]
+        if value.endswith((".yaml", ".yml", ".json")) and Path(value).is_file():
+            files[value] = hashlib.sha256(Path(value).read_bytes()).hexdigest()
+    digest = hashlib.sha256(json.dumps([args, files], sort_keys=True).encode()).hexdigest()
+    return {"hash": digest, "command": args, "files": files}
+
+
+def _stamp_matches(run_dir: Path, stamp: dict) -> bool:
+    try:
+        return json.loads((run_dir / STAMP).read_text()).get("hash") == stamp["hash"]
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _set_aside(run_dir: Path) -> Path:
+    """Move a run made by another definition to <sweep>/stale/, where reports do not read it; nothing is deleted."""
+    stale = run_dir.parent / "stale"
+    stale.mkdir(exist_ok=True)
+    n = 0
+    while (stale / f"{run_dir.name}-{n}").exists():
+        n += 1
+    return Path(shutil.move(str(run_dir), str(stale / f"{run_dir.name}-{n}")))
+
+
+def _lock(run_dir: Path):
+    """An exclusive lock on <run>/sweep.lock, or None when another process holds it (the OS frees it at exit)."""
+    import fcntl
+
+    f = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def _die_with_parent() -> None:  # in the child, before exec: a runner killed with SIGKILL takes its runs with it
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+def _in_use(run_dir: Path) -> int:
+    print(f"[sweep] {run_dir.name}: in use by another process ({run_dir / LOCK} is locked); not training it twice: "
+          "wait for that sweep to end or stop it", flush=True)
+    return 75  # EX_TEMPFAIL: try again later
+
+
+class _Children:
+    """The runs in flight: SIGINT/SIGTERM to the runner go to them, and no new run starts after one."""
+
+    def __init__(self):
+        self.procs: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.signal: int | None = None
+
+    def handle(self, signum, frame) -> None:
+        self.signal = signum
+        with self.lock:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.send_signal(signum)
+
+
 def execute(command: list, jobs: list[tuple[dict, Path]], parallel: int = 1, dry_run: bool = False) -> list[int]:
     """Run `command` once per (params, run folder), skipping finished runs; returns the exit codes of those run."""
     todo = []
     for params, run_dir in jobs:
-        if (run_dir / "summary.json").is_file():
+        stamp = command_stamp(run_command(command, params, run_dir))
+        if (run_dir / "summary.json").is_file() and _stamp_matches(run_dir, stamp):
             print(f"[sweep] {run_dir.name} finished earlier, skipping: {params}", flush=True)
         else:
-            todo.append((params, run_dir))
+            todo.append((params, run_dir, stamp))
     print(f"[sweep] {len(jobs)} runs, {len(jobs) - len(todo)} already finished, {len(todo)} to run", flush=True)
+    children = _Children()
 
     def launch(item):
-        params, run_dir = item
+        params, run_dir, stamp = item
+        if children.signal is not None:
+            return 128 + children.signal
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "params.json").write_text(json.dumps(params, indent=1))
-        argv = run_command(command, params, run_dir)
-        print(f"[sweep] {run_dir.name}: {' '.join(argv[3:])}", flush=True)
-        if dry_run:
-            return 0
-        with open(run_dir / "log.txt", "w") as log:
-            code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        if not _stamp_matches(run_dir, stamp) and any(p.name != LOCK for p in run_dir.iterdir()):
+            probe = _lock(run_dir)  # checked before moving: a folder in use stays where its run writes
+            if probe is None:
+                return _in_use(run_dir)
+            probe.close()
+            moved = _set_aside(run_dir)  # made by another definition (or before stamps): kept, out of the way
+            print(f"[sweep] {run_dir.name}: made by another command or config, moved to {moved}", flush=True)
+            run_dir.mkdir(parents=True)
+        lock = _lock(run_dir)
+        if lock is None:
+            return _in_use(run_dir)
+        try:
+            resume = (run_dir / "checkpoints" / "last.ckpt").is_file()  # same definition, interrupted: continue it
+            (run_dir / "params.json").write_text(json.dumps(params, indent=1))
+            (run_dir / STAMP).write_text(json.dumps(stamp, indent=1))
+            argv = run_command(command, params, run_dir) + (["--ckpt_path=last"] if resume else [])
+            print(f"[sweep] {run_dir.name}: {'resuming ' if resume else ''}{' '.join(argv[3:])}", flush=True)
+            if dry_run:
+                return 0
+            with open(run_dir / "log.txt", "a" if resume else "w") as log, children.lock:
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                        pass_fds=(lock.fileno(),), preexec_fn=_die_with_parent)
+                children.procs.add(proc)  # the lock fd is inherited: the folder stays locked while the run lives
+            code = proc.wait()
+            with children.lock:
+                children.procs.discard(proc)
+        finally:
+            lock.close()
         print(f"[sweep] {run_dir.name} {'finished' if code == 0 else f'FAILED (exit {code}), see its log.txt'}",
               flush=True)
         return code
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        codes = list(pool.map(launch, todo))
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, children.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            codes = list(pool.map(launch, todo))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if children.signal is not None:
+        print(f"[sweep] stopped by signal {children.signal}; its runs saved their state: rerun the same command to "
+              "resume them", flush=True)
+        raise SweepInterrupted(children.signal)
     if any(codes):
         print(f"[sweep] {sum(1 for c in codes if c)} run(s) failed; rerun the same command to retry them", flush=True)
     return codes
+
+
+class SweepInterrupted(Exception):
+    """SIGINT or SIGTERM reached the runner; its runs were passed the signal and have exited."""
 
 
 def run_sweep(sweep: dict, out: Path, parallel: int = 1, max_runs: int | None = None, seed: int = 0,
@@ -232,6 +366,8 @@ def main(argv: list[str]) -> int:
     except SweepConfigError as err:
         print(f"genlab sweep: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        return 128 + stop.args[0]
     return 0
 
 

@@ -30,6 +30,12 @@ def _scalars(metrics: dict, prefixes: tuple[str, ...] | None = None) -> dict[str
 class RunSummary(pl.Callback):
     """Writes summary.json at the end of fitting: final metrics, wall time, steps, and metric histories.
 
+    The history, the wall time so far and the latest metrics also travel in every checkpoint (callback state), so a
+    resumed run appends to the history of the state it resumed from and adds up the wall time of its segments (each
+    up to the checkpoint the next one resumed from), and
+    resuming a run that had already finished keeps its metrics instead of writing empty ones. Checkpoints written
+    before this state existed fall back to the summary.json in the run folder.
+
     Args:
         every_n_steps: how often step-level `train/` metrics are recorded (epoch-level ones every validation).
         filename: file name inside trainer.default_root_dir.
@@ -38,7 +44,10 @@ class RunSummary(pl.Callback):
     def __init__(self, every_n_steps: int = 50, filename: str = "summary.json"):
         self.every_n_steps, self.filename = every_n_steps, filename
         self.history: dict[str, list[list[float]]] = {}
+        self.metrics: dict[str, float] = {}  # the latest finite metrics, kept across resumes
+        self.wall_before = 0.0  # seconds spent in earlier segments of this run
         self._start = None
+        self._restored = False
 
     def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...] | None) -> None:
         for key, value in _scalars(trainer.callback_metrics, prefixes).items():
@@ -46,8 +55,32 @@ class RunSummary(pl.Callback):
             if not points or points[-1][0] != trainer.global_step:
                 points.append([trainer.global_step, value])
 
+    def _wall(self) -> float:
+        return self.wall_before + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "metrics": self.metrics, "wall_s": self._wall()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = {k: [list(p) for p in v] for k, v in state_dict.get("history", {}).items()}
+        self.metrics = dict(state_dict.get("metrics", {}))
+        self.wall_before = float(state_dict.get("wall_s", 0.0))
+        self._restored = True
+
     def on_fit_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:  # after a resume has restored this callback's state
+        path = Path(trainer.default_root_dir) / self.filename
+        if trainer.ckpt_path and not self._restored and path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return
+            step = trainer.global_step
+            self.history = {k: [p for p in v if p[0] <= step] for k, v in old.get("history", {}).items()}
+            self.metrics = dict(old.get("metrics", {}))
+            self.wall_before = float(old.get("wall_s", 0.0))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:
@@ -56,16 +89,19 @@ class RunSummary(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self._record(trainer, ("val/", "quality/"))
+            self.metrics.update(_scalars(trainer.callback_metrics))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # also catches metrics of runs with no validation
         self._record(trainer, ("val/", "quality/"))
+        self.metrics.update(_scalars(trainer.callback_metrics))
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
+        self.metrics.update(_scalars(trainer.callback_metrics))
         summary = {
-            "metrics": _scalars(trainer.callback_metrics),
-            "wall_s": time.perf_counter() - (self._start or time.perf_counter()),
+            "metrics": self.metrics,
+            "wall_s": self._wall(),
             "global_step": trainer.global_step,
             "epochs": trainer.current_epoch,
             "interrupted": trainer.interrupted,
