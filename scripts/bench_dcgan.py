@@ -96,7 +96,9 @@ def plot_curves(summary_path: Path, out_png: Path, title: str) -> Path | None:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    config = Path(args.config or REPO / "configs" / f"dcgan_{args.dataset}.yaml")
+    configs = [Path(args.config)] if args.config else [REPO / "configs" / "dcgan_mnist.yaml"]
+    if not args.config and args.dataset != "mnist":
+        configs.append(REPO / "configs" / f"dcgan_{args.dataset}.yaml")  # an override of the MNIST config
     root = Path(args.root or f"runs/bench_dcgan_{args.dataset}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
 
     from genlab.cli import main as genlab_main
 
-    fit_args = ["fit", "-c", str(config), "--trainer.default_root_dir", str(root)]
+    fit_args = ["fit", *[a for c in configs for a in ("-c", str(c))], "--trainer.default_root_dir", str(root)]
     if args.epochs is not None:
         fit_args += ["--trainer.max_epochs", str(args.epochs)]
     if args.max_minutes:

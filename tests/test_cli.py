@@ -198,3 +198,35 @@ def test_an_unreachable_wandb_service_falls_back_to_offline_within_the_init_time
         run = fit("runs/unreachable", "--trainer.max_epochs", "1")
     assert time.monotonic() - start < 40
     assert run.name.startswith("offline-run-") and Path("runs/unreachable/checkpoints/last.ckpt").is_file()
+
+
+def test_every_config_parses_alone_or_after_its_base(repo, capsys):
+    """Bases parse alone; an override file ("# Override of configs/X.yaml") parses composed after its base."""
+    import re
+
+    configs = sorted((repo / "configs").glob("*.yaml"))
+    assert len(configs) >= 8
+    for path in configs:
+        base = re.match(r"# Override of (configs/\S+\.yaml)", path.read_text())
+        args = ["-c", str(repo / base.group(1))] if base else []
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", *args, "-c", str(path), "--print_config"])
+        assert exit_.value.code == 0, f"{path.name}: {capsys.readouterr().err}"
+    capsys.readouterr()
+
+
+def test_settings_shared_by_model_and_data_are_stated_once(repo, capsys):
+    """The model takes block_size and the data set from the data; a contradicting model value is one line."""
+    from genlab.lightning_cli import GenlabCLI
+
+    lm = ["-c", str(repo / "configs/lm_shakespeare.yaml"), "--data.init_args.block_size", "32",
+          "--model.init_args.n_layer", "1", "--model.init_args.n_embd", "32", "--trainer.logger", "false"]
+    cli = GenlabCLI(args=lm, run=False)
+    assert cli.model.hparams.block_size == 32
+    fashion = GenlabCLI(args=["-c", str(repo / "configs/classifier_mnist.yaml"), "-c",
+                              str(repo / "configs/classifier_fashion_mnist.yaml"), "--trainer.logger", "false"],
+                        run=False)
+    assert fashion.model.hparams.dataset == "fashion_mnist"
+    assert main(["fit", *lm, "--model.init_args.block_size", "64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "block_size" in err and "64" in err and "32" in err

@@ -48,8 +48,12 @@ class RunFolderError(ValueError):
     """Fitting from scratch into a folder that already holds a run, which would mix the two runs' files."""
 
 
+class ConfigError(ValueError):
+    """Settings that parse one by one but contradict each other."""
+
+
 # errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
-USER_ERRORS = (CheckpointError, RunFolderError, NonFiniteLossError)
+USER_ERRORS = (CheckpointError, RunFolderError, ConfigError, NonFiniteLossError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -160,6 +164,7 @@ class GenlabCLI(LightningCLI):
         if is_wandb and logger.init_args.get("name") is None:
             logger.init_args["name"] = root.name
         resolve_auto_settings(config)
+        share_data_settings(config)
         if config.trainer.strategy == "ddp" and getattr(_model_class(config), "ddp_find_unused_parameters", False):
             # Lightning's registered name for DDP that tolerates parameters a backward pass leaves unused
             config.trainer.strategy = "ddp_find_unused_parameters_true"
@@ -196,7 +201,37 @@ class GenlabCLI(LightningCLI):
 
 def _model_class(config):
     """The model class a parsed config names (already imported by the parser), or None."""
-    module, _, name = str(getattr(config.model, "class_path", "")).rpartition(".")
+    return _class_of(getattr(config.model, "class_path", ""))
+
+
+def share_data_settings(config) -> None:
+    """Values the model and the data must agree on, stated once: in the data's config (block_size) or by the data
+    module's class (dataset). The model's value is filled in when it is left at its default; a model value set to
+    something else is an error, not a silent mismatch."""
+    model_args, data_args = getattr(config.model, "init_args", None), getattr(config.data, "init_args", None)
+    model_cls, data_cls = _model_class(config), _class_of(getattr(config.data, "class_path", ""))
+    if model_args is None or model_cls is None:
+        return
+    shared = {}
+    if data_args is not None and data_args.get("block_size") is not None:
+        shared["block_size"] = data_args.get("block_size")
+    if getattr(data_cls, "dataset_name", None):
+        shared["dataset"] = data_cls.dataset_name
+    defaults = {k: p.default for k, p in inspect.signature(model_cls.__init__).parameters.items()}
+    for key, value in shared.items():
+        if key not in model_args:
+            continue
+        if model_args[key] in (None, defaults.get(key), value):
+            model_args[key] = value
+        else:
+            raise ConfigError(
+                f"model.init_args.{key} is {model_args[key]!r} but the data gives {value!r}: set it once, in the "
+                f"data's config (the model takes it from there)"
+            )
+
+
+def _class_of(class_path: str):
+    module, _, name = str(class_path).rpartition(".")
     return getattr(sys.modules.get(module), name, None)
 
 

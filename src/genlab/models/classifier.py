@@ -1,7 +1,7 @@
 """The judge's training: a LightningModule that fits genlab.nets.classifier.ClassifierNet on MNIST or
 Fashion-MNIST, whose exported weights genlab.metrics uses for FID, KID and class coverage.
 
-Train with `genlab fit -c configs/classifier_mnist.yaml` (or classifier_fashion_mnist.yaml), then ship the
+Train with `genlab fit -c configs/classifier_mnist.yaml` (add `-c configs/classifier_fashion_mnist.yaml` for Fashion-MNIST), then ship the
 weights with `python scripts/export_classifier.py --ckpt runs/classifier_mnist/checkpoints/best.ckpt
 --dataset mnist` (genlab.tools.export_classifier).
 """
