@@ -24,9 +24,10 @@ $(BIN)/genlab: pyproject.toml
 install: $(BIN)/genlab
 
 # The pictures go to the run folder; reports/ changes only when a report's own command is run on purpose.
+# Each `make demo` starts the demo run afresh (--overwrite_run): it is a recipe to watch, not a run to keep.
 demo: install
 	$(BIN)/genlab fit -c configs/vae_mnist.yaml --trainer.max_epochs $(DEMO_EPOCHS) \
-		--trainer.default_root_dir $(DEMO_ROOT) $(DEMO_ARGS)
+		--trainer.default_root_dir $(DEMO_ROOT) --overwrite_run true $(DEMO_ARGS)
 	$(BIN)/genlab vae-figures --ckpt $(DEMO_ROOT)/checkpoints/last.ckpt --out $(DEMO_ROOT)/figures
 	@echo "make demo: pictures in $(DEMO_ROOT)/figures/ (latent_grid.png, latent_scatter.png, interpolation.png, ...)"
 

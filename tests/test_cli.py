@@ -230,3 +230,18 @@ def test_settings_shared_by_model_and_data_are_stated_once(repo, capsys):
     assert main(["fit", *lm, "--model.init_args.block_size", "64"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "block_size" in err and "64" in err and "32" in err
+
+
+def test_missing_data_set_is_one_message_not_a_traceback(repo, tmp_path, monkeypatch, capsys):
+    """A new user offline without the files: the fit says which files, where, and how to fix it, and exits 2."""
+    import torchvision
+
+    def no_network(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
+    code = main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--data.init_args.root", str(tmp_path / "none"),
+                 "--trainer.logger", "false", "--trainer.default_root_dir", "runs/nodata"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "MNIST not found" in err and "GENLAB_DATA_DIR" in err

@@ -19,6 +19,7 @@ from genlab.callbacks.summary import RunSummary
 from genlab.checkpoint_io import AtomicCheckpointIO
 from genlab.checkpoints import CheckpointError, read_checkpoint
 from genlab.console import end_of_run_report, explain_parse_error, quiet_third_party, short_warning
+from genlab.data.paths import DataNotFoundError
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
@@ -53,7 +54,7 @@ class ConfigError(ValueError):
 
 
 # errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
-USER_ERRORS = (CheckpointError, RunFolderError, ConfigError, NonFiniteLossError)
+USER_ERRORS = (CheckpointError, RunFolderError, ConfigError, DataNotFoundError, NonFiniteLossError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
