@@ -16,7 +16,6 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,14 +32,6 @@ def instantiate(spec: dict, **overrides):
     module, _, name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     return cls(**{**(spec.get("init_args") or {}), **overrides})
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return "unknown"
 
 
 def decode_speed(model, sources: list[str], use_cache: bool) -> tuple[float, list[str]]:
@@ -71,9 +62,11 @@ def main(argv=None) -> int:
     flush_denormals()
 
     import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import Timer
     from pytorch_lightning.loggers import CSVLogger
 
     from genlab.callbacks.images import save_figure
+    from genlab.hardware import hardware_fields, resolve_precision
     from genlab.models.seq2seq import attention_figure
 
     config = yaml.safe_load(Path(args.config).read_text())
@@ -92,14 +85,15 @@ def main(argv=None) -> int:
     data = instantiate(config["data"], **data_over)
     model = instantiate(config["model"], **model_over)
     root = Path(args.root)
+    precision = resolve_precision(tcfg.get("precision", "auto"), "cpu")[0]  # the rule `genlab fit` applies
     trainer = pl.Trainer(
-        default_root_dir=str(root), max_time=max_time, max_epochs=-1, precision=tcfg.get("precision", "32-true"),
+        default_root_dir=str(root), max_time=max_time, max_epochs=-1, precision=precision,
         gradient_clip_val=tcfg.get("gradient_clip_val"), check_val_every_n_epoch=tcfg.get("check_val_every_n_epoch", 1),
         logger=CSVLogger(str(root), name="", version=""), log_every_n_steps=tcfg.get("log_every_n_steps", 50),
         enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu", devices=1,
     )
     trainer.fit(model, datamodule=data)
-    timer = next(c for c in trainer.callbacks if type(c).__name__ == "Timer")
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
     wall = timer.time_elapsed("train")
     steps = trainer.global_step
     per_pair = sum(len(s) + len(t) + 2 for s, t in data.train_pairs) / len(data.train_pairs)
@@ -138,7 +132,8 @@ def main(argv=None) -> int:
         "decode_tokens_per_s_cache": round(speed_cache, 1),
         "decode_tokens_per_s_nocache": round(speed_plain, 1),
         "cache_matches_nocache": out_cache == out_plain,
-        "cpu": cpu_model(),
+        **hardware_fields(),
+        "precision": precision,
         # context for the figures above
         "epochs": trainer.current_epoch,
         "test_eval_s": round(test_s, 1),
