@@ -133,6 +133,7 @@ def main(argv=None) -> int:
 
     pl.seed_everything(config.get("seed_everything", 0))
     data = instantiate(config["data"], **data_over)
+    model_over.setdefault("block_size", data.block_size)  # stated once, in the data (as `genlab fit` does)
     lm = instantiate(config["model"], **model_over)
     root = Path(args.root)
     trainer = pl.Trainer(

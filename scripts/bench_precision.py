@@ -30,7 +30,7 @@ TINY = {
     "dcgan_mnist": ["--data.init_args.train_limit", "512", "--model.init_args.g_width", "8",
                     "--model.init_args.d_width", "0.25", "--trainer.callbacks", "[]"],
     "lm_shakespeare_gpu": ["--data.init_args.batch_size", "8", "--data.init_args.block_size", "32",
-                           "--data.init_args.num_workers", "0", "--model.init_args.block_size", "32",
+                           "--data.init_args.num_workers", "0",
                            "--model.init_args.n_layer", "1", "--model.init_args.n_head", "2",
                            "--model.init_args.n_embd", "32", "--trainer.callbacks", "[]"],
 }

@@ -111,7 +111,7 @@ for part in $PARTS; do
         anchor='{"anchor": "nanoGPT shakespeare-char: val loss 1.4697 in about 3 minutes on an A100"}'
         if [ "$DRY" = 1 ]; then
             run lm "$anchor" "$PY" scripts/bench_lm.py --config configs/lm_shakespeare_gpu.yaml --accelerator cpu \
-                --max-steps 5 --minutes 1 --root "$RUNS/lm" --set n_layer=1 n_head=2 n_embd=32 block_size=32 \
+                --max-steps 5 --minutes 1 --root "$RUNS/lm" --set n_layer=1 n_head=2 n_embd=32 \
                 data.block_size=32 data.batch_size=8 data.num_workers=0
         else
             run lm "$anchor" "$PY" scripts/bench_lm.py --config configs/lm_shakespeare_gpu.yaml --accelerator gpu \
