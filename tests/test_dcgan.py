@@ -202,9 +202,9 @@ def test_saturating_loss_gradient_matches_its_formula():
     """log(1 - sigmoid(l)) minimised by G: d/dl = -sigmoid(l); the non-saturating -log sigmoid(l): sigmoid(l) - 1."""
     logits = torch.linspace(-30, 10, 41, dtype=torch.float64)
     for kind, expected in (("saturating", -torch.sigmoid(logits)), ("non_saturating", torch.sigmoid(logits) - 1)):
-        l = logits.clone().requires_grad_(True)
-        loss = generator_loss(l, kind)
-        (grad,) = torch.autograd.grad(loss * len(logits), l)  # the loss is a mean over the batch
+        lg = logits.clone().requires_grad_(True)
+        loss = generator_loss(lg, kind)
+        (grad,) = torch.autograd.grad(loss * len(logits), lg)  # the loss is a mean over the batch
         torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-300)
     torch.testing.assert_close(generator_loss(logits, "saturating"), torch.log1p(-torch.sigmoid(logits)).mean())
     torch.testing.assert_close(generator_loss(logits, "non_saturating"), -torch.log(torch.sigmoid(logits)).mean())
@@ -213,9 +213,9 @@ def test_saturating_loss_gradient_matches_its_formula():
 def test_saturating_gradient_vanishes_under_a_confident_discriminator():
     """D(G(z)) ~ 0 (logit -12): the saturating loss gives G a gradient ~1e5 times smaller than the non-saturating
     one, both at D's logit and at G's weights through the real networks."""
-    l = torch.full((8,), -12.0, requires_grad=True)
-    g_sat = torch.autograd.grad(generator_loss(l, "saturating"), l)[0].abs().mean()
-    g_ns = torch.autograd.grad(generator_loss(l, "non_saturating"), l)[0].abs().mean()
+    lg = torch.full((8,), -12.0, requires_grad=True)
+    g_sat = torch.autograd.grad(generator_loss(lg, "saturating"), lg)[0].abs().mean()
+    g_ns = torch.autograd.grad(generator_loss(lg, "non_saturating"), lg)[0].abs().mean()
     assert g_sat < 1e-4 * g_ns
     norms = {}
     for kind in ("saturating", "non_saturating"):
