@@ -23,6 +23,8 @@ TOOL_COMMANDS = {
     "evaluate": ("genlab.tools.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
     "sample": ("genlab.tools.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
     "generate": ("genlab.tools.generate:main", "generate text from a language-model checkpoint at chosen temperatures"),
+    "attention": ("genlab.tools.attention:main",
+                  "heat maps of every layer's and head's attention over a text, from a language-model checkpoint"),
     "translate": ("genlab.tools.translate:main", "translate text with a seq2seq checkpoint: greedy, sampled or beam search"),
     "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
     "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
