@@ -31,24 +31,28 @@ def attention_figure(weights, text: str, title: str = ""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
 
     w = weights.detach().float().cpu()
     n_layer, n_head, t, _ = w.shape
     labels = [token_label(c) for c in text]
-    side = max(3.0, 0.12 * t + 1.0)
-    fig, axes = plt.subplots(n_layer, n_head, figsize=(side * n_head, side * n_layer), squeeze=False)
-    font = 7 if t <= 48 else 5.5
+    side = max(3.0, 0.17 * t + 1.2)
+    fig, axes = plt.subplots(n_layer, n_head, figsize=(side * n_head + 1.5, side * n_layer + 0.6), squeeze=False,
+                             layout="constrained")
+    font = 8 if t <= 48 else 7
+    # a square-root colour scale: the small weights spread over many keys stay visible next to a sharp peak
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     for layer in range(n_layer):
         for head in range(n_head):
             ax = axes[layer][head]
-            im = ax.imshow(w[layer, head], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_title(f"layer {layer}, head {head}", fontsize=10)
+            im = ax.imshow(w[layer, head], cmap="viridis", norm=norm, interpolation="nearest")
+            ax.set_title(f"layer {layer}, head {head}", fontsize=11)
             ax.set_xticks(range(t), labels, fontsize=font, fontfamily="monospace")
             ax.set_yticks(range(t), labels, fontsize=font, fontfamily="monospace")
-            ax.tick_params(length=0)
-            ax.set_xlabel("key (attended to)", fontsize=8)
-            ax.set_ylabel("query (predicting the next character)", fontsize=8)
-    fig.colorbar(im, ax=axes, shrink=0.5 / n_layer ** 0.5, label="attention weight")
+            ax.tick_params(length=0, pad=1)
+            ax.set_xlabel("key (attended to)", fontsize=9)
+            ax.set_ylabel("query (predicting the next character)", fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.4, label="attention weight (square-root scale)")
     fig.suptitle(title or "attention weights softmax(QK^T/sqrt(d)), causal: each row sums to 1", fontsize=12)
     return fig
 
