@@ -53,7 +53,8 @@ def run(g_loss: str, strong: bool, g_steps: int, train_limit: int, patience: int
     data = MNISTDataModule(batch_size=64, val_size=0, seed=seed)
     record = Record()
     per_batch = kw["d_steps"] + kw["g_steps"]
-    trainer = pl.Trainer(max_steps=g_steps * per_batch, limit_train_batches=max(1, train_limit // 64),
+    root = ROOT / "runs" / "gan_gradient_study" / f"{g_loss}_{'strong' if strong else 'default'}"
+    trainer = pl.Trainer(default_root_dir=str(root), max_steps=g_steps * per_batch, limit_train_batches=max(1, train_limit // 64),
                          precision="32-true", accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                          num_sanity_val_steps=0, callbacks=[record])
