@@ -38,7 +38,7 @@ def test_help_lists_every_subcommand(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
     for command in ("fit", "validate", "test", "predict", "evaluate", "sample", "generate", "vae-figures",
-                    "precision", "sweep"):
+                    "precision", "sweep", "attention"):
         assert command in text
     assert main(["frobnicate"]) == 2
     with pytest.raises(SystemExit) as exit_:

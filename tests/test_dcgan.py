@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.models.dcgan import DCGAN, NonFiniteLossError
+from genlab.models.dcgan import DCGAN, NonFiniteLossError, generator_loss
 from genlab.nets.dcgan import Discriminator
 
 TINY = dict(z_dim=16, g_width=8, d_width=0.125, n_fixed=4, d_strong_patience=10_000)
@@ -195,6 +195,47 @@ def test_all_knobs_train_and_log_the_diagnostics():
     assert all(torch.isfinite(v) for v in trainer.logged_metrics.values())
     opt_d, opt_g = (o.param_groups[0]["lr"] for o in trainer.optimizers)
     assert (opt_d, opt_g) == (1e-4, 3e-4)
+
+
+# ------------------------------------------------------------------------------------------- the generator's loss
+def test_saturating_loss_gradient_matches_its_formula():
+    """log(1 - sigmoid(l)) minimised by G: d/dl = -sigmoid(l); the non-saturating -log sigmoid(l): sigmoid(l) - 1."""
+    logits = torch.linspace(-30, 10, 41, dtype=torch.float64)
+    for kind, expected in (("saturating", -torch.sigmoid(logits)), ("non_saturating", torch.sigmoid(logits) - 1)):
+        lg = logits.clone().requires_grad_(True)
+        loss = generator_loss(lg, kind)
+        (grad,) = torch.autograd.grad(loss * len(logits), lg)  # the loss is a mean over the batch
+        torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-300)
+    torch.testing.assert_close(generator_loss(logits, "saturating"), torch.log1p(-torch.sigmoid(logits)).mean())
+    torch.testing.assert_close(generator_loss(logits, "non_saturating"), -torch.log(torch.sigmoid(logits)).mean())
+
+
+def test_saturating_gradient_vanishes_under_a_confident_discriminator():
+    """D(G(z)) ~ 0 (logit -12): the saturating loss gives G a gradient ~1e5 times smaller than the non-saturating
+    one, both at D's logit and at G's weights through the real networks."""
+    lg = torch.full((8,), -12.0, requires_grad=True)
+    g_sat = torch.autograd.grad(generator_loss(lg, "saturating"), lg)[0].abs().mean()
+    g_ns = torch.autograd.grad(generator_loss(lg, "non_saturating"), lg)[0].abs().mean()
+    assert g_sat < 1e-4 * g_ns
+    norms = {}
+    for kind in ("saturating", "non_saturating"):
+        model = fresh(g_loss=kind)
+        with torch.no_grad():
+            model.discriminator.net[-1].bias.fill_(-12.0)  # D says "fake" to everything: D(G(z)) ~ 6e-6
+        z = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+        loss = generator_loss(model.discriminator(model.generator(z)), kind)
+        norms[kind] = torch.linalg.vector_norm(torch.cat([g.flatten() for g in torch.autograd.grad(
+            loss, list(model.generator.parameters()))]))
+    assert 0 < norms["saturating"] < 1e-3 * norms["non_saturating"]
+
+
+def test_g_loss_is_a_logged_hyper_parameter_and_trains():
+    model = fresh(g_loss="saturating")
+    assert model.hparams.g_loss == "saturating" and fresh().hparams.g_loss == "non_saturating"
+    trainer = fit(model, real_images(16), steps=2)
+    assert torch.isfinite(trainer.logged_metrics["train/g_loss"]) and trainer.logged_metrics["train/g_loss"] < 0
+    with pytest.raises(ValueError, match="g_loss must be one of non_saturating, saturating, got 'minimax'"):
+        fresh(g_loss="minimax")
 
 
 # ------------------------------------------------------------------------------------------- diagnostics

@@ -77,7 +77,8 @@ def test_the_import_check_sees_nested_imports(tmp_path):
     assert "genlab.models.base" in imports_of(source)
 
 
-@pytest.mark.parametrize("tool", ["generate", "sample", "evaluate", "vae-figures", "precision", "export-classifier"])
+@pytest.mark.parametrize("tool", ["generate", "sample", "evaluate", "vae-figures", "precision", "export-classifier",
+                                  "attention"])
 def test_tools_parse_their_arguments_before_importing_torch(tool):
     loaded = loaded_after("from genlab.cli import main\n"
                           "try:\n"

@@ -14,7 +14,7 @@ from genlab.cli import main
 from genlab.data import CharTextDataModule
 from genlab.models.lm import LanguageModel
 from genlab.nets.fast_dropout import ByteMaskDropout as Dropout
-from genlab.nets.gpt import GPT, GPTConfig, KVCache, attention_reference, sample_next
+from genlab.nets.gpt import GPT, GPTConfig, KVCache, attention_reference, attention_weights, sample_next
 from genlab.optim import MuonWithAdamW
 
 
@@ -66,6 +66,32 @@ def test_sdpa_matches_reference_attention(positional):
     after, _ = model(changed, reference=True)
     torch.testing.assert_close(after[:, :10], slow[:, :10])
     assert not torch.allclose(after[:, 10:], slow[:, 10:])
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+def test_attention_maps_are_the_training_attention(positional):
+    """GPT.attention_maps: the weights the blocks use, per layer and head; each row sums to 1 over the keys, nothing
+    above the diagonal (causal), logits equal to the training forward's; and weights @ v = attention_reference."""
+    model = lively_gpt(positional)
+    idx = torch.randint(0, 11, (2, 12))
+    logits, maps = model.attention_maps(idx)
+    cfg = model.config
+    assert maps.shape == (cfg.n_layer, 2, cfg.n_head, 12, 12)
+    torch.testing.assert_close(maps.sum(-1), torch.ones_like(maps.sum(-1)))
+    below = torch.ones(12, 12, dtype=torch.bool).tril()
+    assert torch.all(maps[..., ~below] == 0) and torch.all(maps[..., below] > 0)
+    torch.testing.assert_close(logits, model(idx)[0], rtol=1e-10, atol=1e-10)
+    # layer 0's map recomputed by hand from its projections: the same softmax(QK^T/sqrt(d))
+    attn = model.blocks[0].attn
+    x = model.blocks[0].ln_1(model.wte(idx) + (model.wpe(torch.arange(12)) if positional == "learned"
+                                               else model.pe[:12]))
+    heads = lambda t: t.view(2, 12, cfg.n_head, -1).transpose(1, 2)  # noqa: E731
+    q, k, v = heads(attn.q_proj(x)), heads(attn.k_proj(x)), heads(attn.v_proj(x))
+    torch.testing.assert_close(maps[0], attention_weights(q, k))
+    torch.testing.assert_close(maps[0] @ v, attention_reference(q, k, v))
+    model.train()  # attention_maps works in eval mode and restores the caller's mode
+    model.attention_maps(idx)
+    assert model.training
 
 
 def test_cpu_dropout_drops_at_its_rate_keeps_the_mean_and_masks_the_gradient():
@@ -305,6 +331,76 @@ def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
     main(["generate", "--ckpt", str(ckpt), "--prompt", "ROMEO:", "--temperature", "1.0", "--max-new-tokens", "30",
           "--seed", "3", "--no-cache"])
     assert capsys.readouterr().out == first
+
+
+def tiny_lm_checkpoint(tmp_path) -> Path:
+    torch.manual_seed(0)
+    lm = LanguageModel(vocab="".join(sorted(set(TEXT))), n_layer=2, n_head=2, n_embd=16, block_size=64)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
+    trainer.strategy.connect(lm)
+    ckpt = tmp_path / "lm.ckpt"
+    trainer.save_checkpoint(ckpt)
+    return ckpt
+
+
+def test_attention_cli_draws_every_layer_and_head(tmp_path, capsys):
+    from genlab.figures.lm import text_attention
+    from genlab.models.lm import LanguageModel as LM
+
+    ckpt = tiny_lm_checkpoint(tmp_path)
+    text = TEXT[:40]
+    assert main(["attention", "--ckpt", str(ckpt), "--text", text, "--out", str(tmp_path / "a.png")]) == 0
+    assert "2 layers x 2 heads over 40 characters" in capsys.readouterr().out
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "a.png").size
+    assert width > 600 and height > 600  # 2 x 2 panels of 40 labelled characters
+    weights = text_attention(LM.load_from_checkpoint(ckpt, weights_only=True), text)
+    assert weights.shape == (2, 2, 40, 40)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 40))
+    assert torch.all(weights.triu(diagonal=1) == 0)
+    # bad input: one line naming the problem
+    assert main(["attention", "--ckpt", str(ckpt), "--text", "ROMEO: \u00e9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--text" in err and "not in the model's vocabulary" in err
+    assert main(["attention", "--ckpt", str(ckpt), "--text", "a" * 65]) == 2
+    assert "more than the model's context of 64; shorten it" in capsys.readouterr().err
+
+
+def test_temperature_distribution_bars_and_entropy(tmp_path, capsys):
+    from genlab.figures.lm import entropy_bits, temperature_probs
+
+    z = torch.tensor([3.0, 1.0, 0.5, 0.0, -2.0])
+    for t in (0.5, 1.0, 1.7):
+        torch.testing.assert_close(temperature_probs(z, t), torch.softmax(z.double() / t, -1))
+    assert temperature_probs(z, 0).tolist() == [1.0, 0, 0, 0, 0]
+    entropies = [entropy_bits(temperature_probs(z, t)) for t in torch.linspace(0.1, 2.0, 20).tolist()]
+    assert all(a < b for a, b in zip(entropies, entropies[1:], strict=False))  # flatter as T grows
+    assert entropies[-1] < math.log2(5) and entropy_bits(temperature_probs(z, 0)) == 0.0
+
+    ckpt = tiny_lm_checkpoint(tmp_path)
+    out = tmp_path / "t.png"
+    assert main(["generate", "--ckpt", str(ckpt), "--prompt", "ROMEO:", "--temperature", "0.5", "1", "1.5",
+                 "--max-new-tokens", "5", "--seed", "0", "--show-distribution", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "next-character distribution at T = 0.5, 1, 1.5" in printed
+    assert "===== temperature 1.5" in printed
+
+
+def test_training_logs_the_attention_maps_at_validation(tmp_path):
+    pl.seed_everything(0)
+    lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, warmup_steps=2)
+    text = TEXT[:16]
+    trainer = tiny_trainer(tmp_path, callbacks=[TextSamplesCallback(prompt="JULIET:", max_new_tokens=5,
+                                                                    attention_text=text)])
+    trainer.fit(lm, datamodule=tiny_data(tmp_path))
+    figures = tmp_path / "run" / "figures"
+    assert (figures / "attention" / "maps.png").exists() and list((figures / "attention" / "maps").glob("epoch_*.png"))
+    # a text the data never had: one warning, training goes on
+    with pytest.warns(UserWarning, match="no attention maps .*not in the model's vocabulary"):
+        tiny_trainer(tmp_path / "b", callbacks=[TextSamplesCallback(prompt="JULIET:", max_new_tokens=5,
+                                                                    attention_text="\u00e9\u00e9")]).fit(
+            LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16), datamodule=tiny_data(tmp_path))
 
 
 def test_generate_cli_bad_arguments(tmp_path, capsys):

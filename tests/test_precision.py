@@ -32,6 +32,15 @@ def test_printed_table_matches_finfo(capsys):
     assert "65520 -> inf" in out
 
 
+def test_formats_are_named_as_the_lesson_names_them(capsys):
+    assert main(["precision"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[1].splitlines()[1:]
+    called = {line.split()[0]: line.split()[-1] for line in table}
+    assert called == {"float16": "half", "bfloat16": "bfloat16", "float32": "single", "float64": "double"}
+    assert "float16 (half)" in out and "float32 (single)" in out and "float64 (double)" in out
+
+
 def test_demonstrated_outcomes():
     r = lesson()
     assert r["tiny_update"]["float16"] == 1.0  # lr 1e-3 * grad 1e-5 is lost in float16 ...

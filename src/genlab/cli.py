@@ -23,10 +23,12 @@ TOOL_COMMANDS = {
     "evaluate": ("genlab.tools.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
     "sample": ("genlab.tools.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
     "generate": ("genlab.tools.generate:main", "generate text from a language-model checkpoint at chosen temperatures"),
+    "attention": ("genlab.tools.attention:main",
+                  "heat maps of every layer's and head's attention over a text, from a language-model checkpoint"),
     "translate": ("genlab.tools.translate:main", "translate text with a seq2seq checkpoint: greedy, sampled or beam search"),
     "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
     "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
-    "precision": ("genlab.tools.precision:main", "float16/bfloat16/float32/float64 limits and why fp16 loses tiny updates"),
+    "precision": ("genlab.tools.precision:main", "half/bfloat16/single/double (float16/32/64) limits; why fp16 loses tiny updates"),
     "export-classifier": ("genlab.tools.export_classifier:main",
                           "export a trained judge classifier as the shipped FID weights (+ SHA-256)"),
 }

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 import torch
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+# The names the course (and IEEE 754's "half/single/double precision") uses; bfloat16 ("brain float", from Google
+# Brain) has no IEEE name, so it keeps its own.
+LESSON_NAMES = {"float16": "half", "bfloat16": "bfloat16", "float32": "single", "float64": "double"}
+
+
+def named(name: str) -> str:
+    """`float16 (half)`: the dtype with the name the lesson uses, where it has another one."""
+    other = LESSON_NAMES[name]
+    return name if other == name else f"{name} ({other})"
 
 
 @dataclass
@@ -21,13 +30,14 @@ class FormatLimits:
     smallest_normal: float
     smallest_subnormal: float
     eps: float
+    lesson_name: str = ""
 
 
 def format_limits(name: str) -> FormatLimits:
     info = torch.finfo(DTYPES[name])
     # The smallest subnormal is the smallest normal shifted right by the mantissa's bits: tiny * eps.
     subnormal = info.smallest_normal * info.eps
-    return FormatLimits(name, info.bits, info.max, info.smallest_normal, subnormal, info.eps)
+    return FormatLimits(name, info.bits, info.max, info.smallest_normal, subnormal, info.eps, LESSON_NAMES[name])
 
 
 def as_format(value: float, name: str) -> float:
@@ -98,19 +108,21 @@ def report() -> str:
 def _report(r: dict) -> str:
     lines = ["Floating-point formats (torch.finfo)", "",
              f"{'format':<9} {'bits':>4} {'largest':>12} {'smallest normal':>16} {'smallest subnormal':>19} "
-             f"{'machine eps':>12}"]
+             f"{'machine eps':>12}  called"]
     for f in r["limits"]:
         lines.append(f"{f.name:<9} {f.bits:>4} {f.max:>12.5g} {f.smallest_normal:>16.5g} "
-                     f"{f.smallest_subnormal:>19.5g} {f.eps:>12.5g}")
-    lines += ["", "1. Tiny updates vanish: w = 1.0, w -= lr * grad, computed in each format"]
+                     f"{f.smallest_subnormal:>19.5g} {f.eps:>12.5g}  {f.lesson_name}")
+    lines += ["", "half, single and double precision are IEEE 754's names for float16, float32 and float64; "
+              "bfloat16 (\"brain float\") is float32's 8-bit exponent with a 7-bit mantissa."]
+    lines += ["", "1. Tiny updates vanish (half loses what single keeps): w = 1.0, w -= lr * grad, computed in each format"]
     lines += ["   lr = 1e-3, grad = 1e-5 (update 1e-8):"]
-    lines += [f"     {n:<9} {_changed(v)}" for n, v in r["tiny_update"].items()]
+    lines += [f"     {named(n):<16} {_changed(v)}" for n, v in r["tiny_update"].items()]
     lines += ["   An update is lost when it is below half the spacing of numbers near w (eps/2 at 1.0): 1e-8 is "
               "below it in every format but float64 (float32's eps/2 is 6e-8).",
               "   lr = 1e-3, grad = 1e-4 (update 1e-7):"]
-    lines += [f"     {n:<9} {_changed(v)}" for n, v in r["small_update"].items()]
+    lines += [f"     {named(n):<16} {_changed(v)}" for n, v in r["small_update"].items()]
     lines += ["   1,000 updates of 1e-4 each, accumulated in the weight's own format (should reach 0.9):"]
-    lines += [f"     {n:<9} {v!r}" for n, v in r["accumulated"].items()]
+    lines += [f"     {named(n):<16} {v!r}" for n, v in r["accumulated"].items()]
     lines += ["   Hence mixed precision keeps a float32 master copy of the weights and applies updates there."]
     plain, scaled, unscaled = r["underflow"]
     lines += ["", "2. Small gradients underflow: a gradient of 1e-8",
@@ -119,10 +131,10 @@ def _report(r: dict) -> str:
               f"   unscaled in float32 before the update:         {unscaled!r}",
               "   Hence loss scaling (16-mixed's GradScaler): scale the loss up, unscale the gradients in float32."]
     o = r["overflow"]
-    lines += ["", "3. float16 overflows past 65504",
+    lines += ["", "3. float16 (half) overflows past 65504",
               f"   65504 -> {o['65504']!r};  65520 -> {o['65520']!r};  65504 * 2 -> {o['65504 * 2']!r}"]
-    lines += ["", "4. bfloat16 keeps float32's range with fewer digits",
-              "   1e38 stored as: " + ";  ".join(f"{n} {v!r}" for n, v in r["range"].items()),
-              "   pi stored as:   " + ";  ".join(f"{n} {v!r}" for n, v in r["digits"].items()),
+    lines += ["", "4. bfloat16 keeps float32's (single's) range with fewer digits",
+              "   1e38 stored as: " + ";  ".join(f"{named(n)} {v!r}" for n, v in r["range"].items()),
+              "   pi stored as:   " + ";  ".join(f"{named(n)} {v!r}" for n, v in r["digits"].items()),
               "   bfloat16 rarely overflows (no loss scaling needed) but carries only ~3 significant digits."]
     return "\n".join(lines)

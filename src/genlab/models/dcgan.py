@@ -5,7 +5,8 @@ discriminator is a hyper-parameter, so the mechanics of adversarial training can
 One training step, manual optimization (two optimizers, one batch):
 
     (1) update D: real batch and G(z).detach() through D, BCE against the (smoothed / flipped) targets, D steps;
-    (2) update G: non-saturating loss -log D(G(z)) on generated images alone; `generator_step` is never given
+    (2) update G: non-saturating loss -log D(G(z)) (or, with g_loss "saturating", the original minimax
+        loss log(1 - D(G(z))), whose gradient vanishes when D is confident) on generated images alone; `generator_step` is never given
         the real batch, so G's gradient cannot depend on it (tests/test_dcgan.py checks both facts).
 
 Real and fake images go through D in *separate* forward passes: with batch norm in D, one concatenated pass
@@ -29,6 +30,24 @@ from genlab.runtime import eval_mode
 D_STRONG_ADVICE = "try real_label 0.9, instance noise, or a lower d_lr"
 
 
+G_LOSSES = ("non_saturating", "saturating")
+
+
+def generator_loss(fake_logit: Tensor, kind: str = "non_saturating") -> Tensor:
+    """G's loss from D's logits l on G(z), to be minimised by G.
+
+    non_saturating: -log D(G(z)) = -log sigmoid(l); d/dl = sigmoid(l) - 1, close to -1 when D rejects G(z).
+    saturating: log(1 - D(G(z))) = -softplus(l), the minimax game's own term; d/dl = -sigmoid(l), close to 0
+    when D rejects G(z): a confident discriminator leaves the generator no gradient (Goodfellow et al. 2014).
+    Both are written on the logit (softplus, BCE with logits) so that neither overflows for a very confident D.
+    """
+    if kind == "non_saturating":
+        return F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+    if kind == "saturating":
+        return -F.softplus(fake_logit).mean()
+    raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {kind!r}")
+
+
 class NonFiniteLossError(RuntimeError):
     """Raised when a GAN loss becomes NaN or inf: training stops before the bad state can be saved."""
 
@@ -48,6 +67,8 @@ class DCGAN(GenlabModule):
         dataset: the data the model learns ("mnist" or "fashion_mnist"); picks the judge in `genlab evaluate`.
         z_dim: latent size. g_width / d_width: G's channel count, D's channel multiplier (x64 channels).
         g_extra_layers: 3x3 conv blocks added to G at 7x7 (0: the plain DCGAN generator).
+        g_loss: "non_saturating" (-log D(G(z)), the usual choice) or "saturating" (log(1 - D(G(z))) minimised,
+            the original minimax loss; its gradient vanishes under a confident D: see `generator_loss`).
         g_lr, d_lr, beta1, beta2: Adam settings (paper: 2e-4, (0.5, 0.999)), separate for G (g_*) and D (d_*).
         d_steps, g_steps: discriminator updates per training step, then generator updates.
         real_label: target for real images in D's loss (one-sided smoothing: 0.9; fake targets stay 0).
@@ -95,8 +116,11 @@ class DCGAN(GenlabModule):
         fixed_seed: int = 1234,
         channels_last: bool | Literal["auto"] = False,
         g_extra_layers: int = 0,
+        g_loss: Literal["non_saturating", "saturating"] = "non_saturating",
     ):
         super().__init__()
+        if g_loss not in G_LOSSES:
+            raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {g_loss!r}")
         if g_extra_layers < 0:
             raise ValueError(f"g_extra_layers must be >= 0, got {g_extra_layers}")
         if d_steps < 1 or g_steps < 1:
@@ -247,13 +271,13 @@ class DCGAN(GenlabModule):
         return stats
 
     def generator_step(self, z: Tensor, g_opt, fake: Tensor | None = None) -> dict[str, Tensor]:
-        """One G update with the non-saturating loss -log D(G(z)). Takes the noise (and optionally G(z)
+        """One G update with `generator_loss` (non-saturating -log D(G(z)) by default). Takes the noise (and optionally G(z)
         already computed from that same z, to save a forward pass), never a real image."""
         with self.toggled_optimizer(g_opt):  # D is frozen here: no dangling gradients on D
             if fake is None:
                 fake = self.generator(z)
             fake_logit = self.discriminator(self.d_input(fake))  # D as just updated in (1)
-            g_loss = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+            g_loss = generator_loss(fake_logit, self.hparams.get("g_loss", "non_saturating"))
             self._check_finite(g_loss, "generator")
             g_opt.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)  # see discriminator_step: the shared scaler must see both optimizers

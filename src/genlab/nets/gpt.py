@@ -59,17 +59,22 @@ def sinusoidal_positions(n: int, d: int) -> torch.Tensor:
     return pe.float()
 
 
-def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_k)) V with a causal mask, written out.
+def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_k)) with a causal mask: [B, H, Tq, Tk], each row a distribution over the keys.
 
-    q: [B, H, Tq, D]; k, v: [B, H, Tk, D] with Tk >= Tq: the queries are the LAST Tq of the Tk positions
+    q: [B, H, Tq, D]; k: [B, H, Tk, D] with Tk >= Tq: the queries are the LAST Tq of the Tk positions
     (Tq < Tk when earlier keys come from a KV cache), so query i may attend keys 0 .. Tk - Tq + i.
     """
     tq, tk = q.size(-2), k.size(-2)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # [B, H, Tq, Tk]
     allowed = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(diagonal=tk - tq)
     scores = scores.masked_fill(~allowed, float("-inf"))
-    return scores.softmax(dim=-1) @ v
+    return scores.softmax(dim=-1)
+
+
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_k)) V with a causal mask, written out (shapes as in `attention_weights`)."""
+    return attention_weights(q, k) @ v
 
 
 def make_dropout(config: GPTConfig) -> nn.Module:
@@ -115,7 +120,10 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # output projection
         self.resid_dropout = make_dropout(config)
 
-    def forward(self, x, cache: KVCache | None = None, layer: int = 0, reference: bool = False):
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0, reference: bool = False,
+                need_weights: bool = False):
+        """The attention's output [B, T, C]; with need_weights, (output, weights [B, H, T, Tk]): the weights are
+        then computed explicitly (the fused kernel never forms them), by the same maths as `attention_reference`."""
         B, T, C = x.shape
         H = self.n_head
 
@@ -129,7 +137,11 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.update(layer, k, v)
         # y = softmax(q @ k^T / sqrt(D)) @ v over the allowed (causal) keys: attention_reference writes it out,
         # scaled_dot_product_attention computes the same maths in one fused kernel.
-        if reference:
+        weights = None
+        if need_weights:
+            weights = attention_weights(q, k)
+            y = weights @ v
+        elif reference:
             y = attention_reference(q, k, v)
         else:
             tq, tk = q.size(-2), k.size(-2)
@@ -140,7 +152,8 @@ class CausalSelfAttention(nn.Module):
                 mask = None if tq == 1 else torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(tk - tq)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        out = self.resid_dropout(self.c_proj(y))
+        return (out, weights) if need_weights else out
 
 
 class MLP(nn.Module):
@@ -165,7 +178,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None, layer=0, reference=False):
+    def forward(self, x, cache=None, layer=0, reference=False, need_weights=False):
+        if need_weights:
+            a, weights = self.attn(self.ln_1(x), cache, layer, reference, need_weights=True)
+            x = x + a
+            return x + self.mlp(self.ln_2(x)), weights
         x = x + self.attn(self.ln_1(x), cache, layer, reference)
         return x + self.mlp(self.ln_2(x))
 
@@ -213,10 +230,23 @@ class GPT(nn.Module):
         T = T or cfg.block_size
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_embd * T
 
-    def forward(self, idx, targets=None, cache: KVCache | None = None, reference: bool = False):
+    @torch.no_grad()
+    def attention_maps(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [B, T, vocab], attention weights [n_layer, B, n_head, T, T]) for idx [B, T], in eval mode:
+        the same blocks as training, each attention asked for its softmax(Q K^T / sqrt(d)) weights."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.forward(idx, need_weights=True)
+        finally:
+            self.train(was_training)
+
+    def forward(self, idx, targets=None, cache: KVCache | None = None, reference: bool = False,
+                need_weights: bool = False):
         """idx [B, T] token ids -> logits [B, T, vocab] (and the mean cross-entropy if targets are given).
 
-        With a cache, idx holds the positions after those already cached.
+        With a cache, idx holds the positions after those already cached. With need_weights, returns
+        (logits, attention weights [n_layer, B, n_head, T, Tk]) instead.
         """
         B, T = idx.shape
         start = cache.length if cache is not None else 0
@@ -228,11 +258,18 @@ class GPT(nn.Module):
         else:
             x = x + self.pe[start : start + T].to(x.dtype)
         x = self.drop(x)
+        maps = []
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i, reference)
+            if need_weights:
+                x, weights = block(x, cache, i, reference, need_weights=True)
+                maps.append(weights)
+            else:
+                x = block(x, cache, i, reference)
         if cache is not None:
             cache.length += T
         logits = self.lm_head(self.ln_f(x))
+        if need_weights:
+            return logits, torch.stack(maps)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

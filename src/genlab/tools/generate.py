@@ -24,6 +24,11 @@ def _build_generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (the same seed for every temperature)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--show-distribution", metavar="OUT.png", default=None,
+                   help="also draw the prompt's next-character distribution: the top 20 probabilities "
+                        "softmax(z/T) at each --temperature, and its entropy (bits) against T from 0.1 to 2")
+    p.add_argument("--wandb-project", default=None,
+                   help="with --show-distribution: also log the picture to a new W&B run in this project")
     return p
 
 
@@ -50,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab generate: error: --prompt: {err}", file=sys.stderr)
         return 2
     model.to(args.device)
+    if args.show_distribution:
+        from genlab.callbacks.images import save_figure
+        from genlab.figures.lm import next_char_logits, temperature_figure
+        from genlab.tools.attention import log_to_wandb
+
+        figure = temperature_figure(next_char_logits(model, args.prompt), model.vocab.chars, args.temperature,
+                                    args.prompt)
+        path = save_figure(figure, args.show_distribution)
+        print(f"wrote {path} (next-character distribution at T = {', '.join(f'{t:g}' for t in args.temperature)})")
+        log_to_wandb("temperature", path, args.wandb_project, caption=args.prompt)
     for t in args.temperature:
         text = model.generate_text(args.prompt, args.max_new_tokens, t, args.top_k, args.top_p, args.seed,
                                    use_cache=not args.no_cache)
