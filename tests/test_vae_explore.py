@@ -77,7 +77,7 @@ def trained(tmp_path_factory, data_root):
     root = tmp_path_factory.mktemp("vae_explore")
     pl.seed_everything(0, verbose=False)
     dm = MNISTDataModule(root=str(data_root), batch_size=64, val_size=1000, train_limit=6000)
-    model = VAE(hidden=[256], lr=3e-3, grid_size=4, val_iwae_k=0, figures_every_n_epochs=4)
+    model = VAE(hidden=[256], lr=3e-3, grid_size=4, val_iwae_k=0, figures_every_n_epochs=2)
     logger = WandbLogger(save_dir=str(root), offline=True)
     calls = []
     logger.log_metrics = lambda metrics, step=None: calls.append(("metrics", metrics, step))
@@ -109,7 +109,8 @@ def test_end_of_training_writes_and_logs_the_explorer_and_the_scatter_table(trai
     assert len(tables) == 1 and tables[0][2] == ["z0", "z1", "label", "class", "thumbnail"]
     assert len(tables[0][3]) <= 1000 and isinstance(tables[0][3][0][-1], wandb.Image)
     grids = [c for c in calls if c[0] == "image" and c[1] == "latent_grid"]
-    assert len(grids) == 1  # figures_every_n_epochs=4 of 4 epochs: the grid under one stable key
+    # every second of 4 validation epochs, under one key and at growing steps: W&B's step slider shows it forming
+    assert len(grids) == 2 and grids[0][2] < grids[1][2]
 
 
 def test_endpoints_are_representative_and_frames_are_labelled_by_the_classifier(trained, data_root):
@@ -158,7 +159,7 @@ def test_vae_figures_from_to_and_explorer(trained, tmp_path, capsys):
     assert '"names":["0","1","2","3","4","5","6","7","8","9"]' in html
     assert main(["vae-figures", "--ckpt", str(ckpt), "--out", str(out), "--scatter-images", "500",
                  "--from-index", "3", "--to-index", "4", "--no-explorer"]) == 0
-    assert "(images #3 -> #4)" in capsys.readouterr().out
+    assert "(images #3 -> #4; plane points (" in capsys.readouterr().out
     for bad, message in (
         (["--from", "Sneaker"], "'Sneaker' is not a class of mnist"),
         (["--from-index", "3"], "--from-index and --to-index go together"),

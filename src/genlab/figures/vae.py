@@ -337,7 +337,10 @@ def make_figures(model, x: Tensor, y_x: Tensor, mu: Tensor, y_mu: Tensor, split:
             fig = interpolation_figure(model, x, y_x, path, names, scatter=(mu, y_mu), plane=latent_plane(mu))
             a, b = names[int(y_x[path.index_from])], names[int(y_x[path.index_to])]
             read = path.labels(names)
-            caption = (f"{a} -> {b} (images #{path.index_from} -> #{path.index_to}): {CAPTIONS['interpolation']}"
+            ends = latent_plane(mu).project(path.z[[0, -1]]).tolist()
+            at = " -> ".join(f"({u:.2f}, {v:.2f})" for u, v in ends)
+            caption = (f"{a} -> {b} (images #{path.index_from} -> #{path.index_to}; plane points {at}): "
+                       f"{CAPTIONS['interpolation']}"
                        + (f"; classifier reads: {' | '.join(read)}" if read else ""))
             figs["interpolation"] = (fig, caption)
         except ValueError:  # the few images kept hold no such pair (tiny data sets)
