@@ -53,13 +53,16 @@ def test_representative_is_nearest_the_median_among_those_read_as_their_class():
     mu = torch.stack([z0, torch.zeros_like(z0)], 1)
     threshold = torch.sigmoid(torch.tensor(0.05))
 
-    def predict(images):
-        return torch.where(images[:, 0, 0, 0] < threshold, 5, 3)
+    def judge(images, p=1.0):  # class probabilities: p on the class read, the rest spread over the others
+        read = torch.where(images[:, 0, 0, 0] < threshold, 5, 3)
+        probs = torch.full((len(images), 10), (1 - p) / 9)
+        return probs.scatter(1, read[:, None], p)
 
     model = LineDecoder()
     assert representative_index(model, y, mu, 3) == 0  # without a judge: the nearest to the median
-    assert representative_index(model, y, mu, 3, predict) == 3
-    assert representative_index(model, y, mu, 3, lambda im: torch.full((len(im),), 7)) == 0  # none passes
+    assert representative_index(model, y, mu, 3, judge) == 3
+    assert representative_index(model, y, mu, 3, lambda im: judge(im, 0.95)) == 0  # read as 3, not confidently
+    assert representative_index(model, y, mu, 3, lambda im: judge(im, 0.95), confidence=0.9) == 3
     with pytest.raises(ValueError, match="no image labelled 4"):
         representative_index(model, y, mu, 4)
 
@@ -122,22 +125,28 @@ def test_endpoints_are_representative_and_frames_are_labelled_by_the_classifier(
     x, y = load_images("mnist", "test", data_root)
     x, y = x[:2000], y[:2000]
     mu = encode_means(model, x)
-    predict = judge("mnist")
-    path = interpolation(model, x, y, mu, a=9, b=8, predict=predict)
+    probabilities = judge("mnist")
+
+    def predict(images):
+        return probabilities(images).argmax(1)
+
+    sure = 0.5  # a 4-epoch model is seldom as sure as CONFIDENT asks of the 30-epoch one
+    path = interpolation(model, x, y, mu, a=9, b=8, judge=probabilities, confidence=sure)
     i, j = path.index_from, path.index_to
     assert (int(y[i]), int(y[j])) == (9, 8)
     with torch.no_grad():
         for idx, cls in ((i, 9), (j, 8)):
-            # its reconstruction is read as its class, and no image of the class nearer the median is
-            assert int(predict(torch.sigmoid(model.decode(mu[idx : idx + 1])))[0]) == cls
+            # its reconstruction is read as its class confidently, and no image of the class nearer the median is
+            assert probabilities(torch.sigmoid(model.decode(mu[idx : idx + 1])))[0, cls] >= sure
             members = (y == cls).nonzero().flatten()
             centre = mu[members].median(0).values
             nearer = members[(mu[members] - centre).norm(dim=1) < (mu[idx] - centre).norm() - 1e-6]
             if len(nearer):
-                assert (predict(torch.sigmoid(model.decode(mu[nearer]))) != cls).all()
+                probs = probabilities(torch.sigmoid(model.decode(mu[nearer])))
+                assert ((probs.argmax(1) != cls) | (probs[:, cls] < sure)).all()
     assert torch.equal(path.predictions, predict(path.images))
     assert int(path.predictions[0]) == 9 and int(path.predictions[-1]) == 8
-    fig = make_figures(model, x, y, mu, y)["interpolation"][0]
+    fig = make_figures(model, x, y, mu, y, indices=(i, j))["interpolation"][0]
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == f"input #{i}\n9" and titles[11] == f"input #{j}\n8"
     assert [t.split("-> ")[1] for t in titles[1:11]] == [str(int(c)) for c in path.predictions]

@@ -147,7 +147,7 @@ def _load_judge(dataset: str):
 
 def judge(dataset: str) -> Callable[[Tensor], Tensor] | None:
     """genlab's shipped classifier for `dataset` (the judge of SampleQuality) as images [N,1,28,28] in [0,1] ->
-    labels [N], or None for a data set without one. Loaded once per process."""
+    class probabilities [N, classes], or None for a data set without one. Loaded once per process."""
     from genlab.metrics.classifier import DATASETS
 
     if dataset not in DATASETS:
@@ -155,17 +155,25 @@ def judge(dataset: str) -> Callable[[Tensor], Tensor] | None:
     net = _load_judge(dataset)
 
     @torch.no_grad()
-    def predict(images: Tensor) -> Tensor:
-        return net(images.detach().float().cpu().clamp(0, 1)).argmax(1)
+    def probabilities(images: Tensor) -> Tensor:
+        return torch.softmax(net(images.detach().float().cpu().clamp(0, 1)).float(), dim=1)
 
-    return predict
+    return probabilities
+
+
+# A reconstruction is "read as its class" when the judge gives that class at least this probability. Why so high:
+# in a 2-D latent space neighbouring classes share borders (4s and 9s, 3s and 5s), and a code read at 0.9 can
+# still sit on such a border, so the line from it crosses into the neighbour at once.
+CONFIDENT = 0.99
 
 
 @torch.no_grad()
-def representative_index(model, y: Tensor, mu: Tensor, cls: int, predict=None, chunk: int = 64) -> int:
+def representative_index(model, y: Tensor, mu: Tensor, cls: int, judge=None, confidence: float = CONFIDENT,
+                         chunk: int = 64) -> int:
     """The index of a representative image of class `cls`: of the images labelled `cls`, the one whose posterior
     mean lies nearest the class's (coordinate-wise) median in latent space among those whose reconstruction
-    `predict` reads as `cls`; the nearest one outright when `predict` is None or no reconstruction passes.
+    `judge` (images -> class probabilities) reads as `cls` with probability >= `confidence`; the nearest one
+    outright when `judge` is None or no reconstruction passes.
 
     Why the median and not the first image of the class: the first is whatever the data set happens to list
     first, often an odd one whose code sits at the edge of its class, so the line to another class crosses
@@ -177,11 +185,12 @@ def representative_index(model, y: Tensor, mu: Tensor, cls: int, predict=None, c
     mu = mu.detach().float().cpu()
     centre = mu[idx].median(0).values
     order = idx[(mu[idx] - centre).norm(dim=1).argsort()]
-    if predict is None:
+    if judge is None:
         return int(order[0])
     for start in range(0, len(order), chunk):
         part = order[start : start + chunk]
-        ok = (predict(_to_image(model.decode(mu[part].to(model.device)))) == cls).nonzero().flatten()
+        probs = judge(_to_image(model.decode(mu[part].to(model.device))))
+        ok = ((probs.argmax(1) == cls) & (probs[:, cls] >= confidence)).nonzero().flatten()
         if len(ok):
             return int(part[ok[0]])
     return int(order[0])
@@ -204,21 +213,22 @@ class Interpolation:
 
 @torch.no_grad()
 def interpolation(model, x: Tensor, y: Tensor, mu: Tensor | None = None, a: int = 9, b: int = 8, steps: int = 10,
-                  index_from: int | None = None, index_to: int | None = None, predict=None) -> Interpolation:
+                  index_from: int | None = None, index_to: int | None = None, judge=None,
+                  confidence: float = CONFIDENT) -> Interpolation:
     """The interpolation from a representative image of class a to one of class b (representative_index), or
     between the images `index_from` and `index_to` of x when both are given."""
     if mu is None:
         mu = encode_means(model, x)
     mu = mu.detach().float().cpu()
     if index_from is None or index_to is None:
-        index_from, index_to = (representative_index(model, y, mu, c, predict) for c in (a, b))
+        index_from, index_to = (representative_index(model, y, mu, c, judge, confidence) for c in (a, b))
     for i in (index_from, index_to):
         if not 0 <= i < len(x):
             raise ValueError(f"image index {i} is out of range: the images are numbered 0-{len(x) - 1}")
     t = torch.linspace(0, 1, steps)[:, None]
     z = (1 - t) * mu[index_from] + t * mu[index_to]
     images = _to_image(model.decode(z.to(model.device)))
-    predictions = predict(images) if predict is not None else None
+    predictions = judge(images).argmax(1) if judge is not None else None
     return Interpolation(index_from, index_to, t.flatten(), z, images, predictions)
 
 
@@ -333,7 +343,7 @@ def make_figures(model, x: Tensor, y_x: Tensor, mu: Tensor, y_mu: Tensor, split:
         try:
             i, j = indices if indices is not None else (None, None)
             path = interpolation(model, x, y_x, a=a, b=b, index_from=i, index_to=j,
-                                 predict=judge(getattr(hp, "dataset", "mnist")))
+                                 judge=judge(getattr(hp, "dataset", "mnist")))
             fig = interpolation_figure(model, x, y_x, path, names, scatter=(mu, y_mu), plane=latent_plane(mu))
             a, b = names[int(y_x[path.index_from])], names[int(y_x[path.index_to])]
             read = path.labels(names)
