@@ -284,9 +284,9 @@ def interpolation_figure(model, x: Tensor, y: Tensor, path: Interpolation, class
     ax.tick_params(labelsize=6)
     ax.set_title("the path over the latent scatter" + (" (PCA plane)" if plane.is_pca else ""), fontsize=8)
     a, b = class_names[int(y[i])], class_names[int(y[j])]
-    reading = f"; genlab's classifier reads the frames: {' '.join(read)}" if read else ""
+    reading = "; above each frame, genlab's classifier's reading" if read else ""
     fig.suptitle(f"latent interpolation {a} -> {b} (decoded along the line between posterior means){reading}",
-                 fontsize=9)
+                 fontsize=9, x=0.4)
     return fig
 
 
