@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/genlab fit -c configs/vae_mnist.yaml --trainer.max_epochs $(DEMO_EPOCHS) \
 		--trainer.default_root_dir $(DEMO_ROOT) --overwrite_run true $(DEMO_ARGS)
 	$(BIN)/genlab vae-figures --ckpt $(DEMO_ROOT)/checkpoints/last.ckpt --out $(DEMO_ROOT)/figures
-	@echo "make demo: pictures in $(DEMO_ROOT)/figures/ (latent_grid.png, latent_scatter.png, interpolation.png, ...)"
+	@echo "make demo: pictures in $(DEMO_ROOT)/figures/ (latent_grid.png, latent_scatter.png, interpolation.png, ..., latent_explorer.html)"
 
 # PASSIVE: idle OpenMP threads sleep instead of spinning, which keeps a shared 2-core machine usable
 test: install

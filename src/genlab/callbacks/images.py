@@ -79,3 +79,43 @@ def log_table(trainer: pl.Trainer, key: str, columns: list[str], rows: list[list
         elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_text(key, markdown, global_step=trainer.global_step)
     return path
+
+
+def log_html(trainer: pl.Trainer, key: str, html: str) -> Path | None:
+    """A self-contained HTML page as <figures>/<key>.html and, on W&B, as `wandb.Html` under `key` (rank 0)."""
+    if trainer.global_rank != 0:
+        return None
+    path = figure_dir(trainer) / f"{key}.html"
+    path.write_text(html, encoding="utf-8")
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            # inject=False: W&B's own stylesheet would be one more thing the page loads
+            logger.log_metrics({key: wandb.Html(html, inject=False, data_is_not_path=True)}, step=trainer.global_step)
+    return path
+
+
+def log_image_table(trainer: pl.Trainer, key: str, columns: list[str], rows: list[list], images: torch.Tensor,
+                    image_column: str = "thumbnail") -> Path | None:
+    """A table whose rows end with a small image each: on W&B a `wandb.Table` with `wandb.Image` cells, in the
+    run folder <figures>/<key>.csv without the images (rank 0). images: [len(rows), 1 or 3, H, W] in [0, 1]."""
+    if trainer.global_rank != 0:
+        return None
+    import csv
+
+    path = figure_dir(trainer) / f"{key}.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+    if wandb_loggers:
+        import wandb
+
+        pixels = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        pixels = pixels.permute(0, 2, 3, 1).squeeze(-1).numpy()  # HxW (gray) or HxWx3, as wandb.Image reads them
+        data = [list(row) + [wandb.Image(im)] for row, im in zip(rows, pixels, strict=True)]
+        for logger in wandb_loggers:
+            logger.log_table(key=key, columns=[*columns, image_column], data=data, step=trainer.global_step)
+    return path

@@ -2,6 +2,7 @@
 
 from genlab.data.images import FashionMNISTDataModule, MNISTDataModule, load_images
 from genlab.data.paths import DataNotFoundError, data_root
+from genlab.data.registry import class_index, class_names
 from genlab.data.seq2seq import Seq2SeqDataModule as Seq2SeqDataModule
 from genlab.data.text import CharTextDataModule, CharVocab
 
@@ -11,6 +12,8 @@ __all__ = [
     "DataNotFoundError",
     "FashionMNISTDataModule",
     "MNISTDataModule",
+    "class_index",
+    "class_names",
     "data_root",
     "load_images",
 ]

@@ -14,9 +14,10 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
+from genlab.data.registry import DATASETS
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+TORCHVISION_CLASSES = {name: info.torchvision_class for name, info in DATASETS.items()}
 
 
 def open_torchvision(dataset: str, split: str, root=None):

@@ -20,6 +20,10 @@ from torch import Tensor
 from genlab.models.base import GenlabModule
 from genlab.nets.vae import LOG_2PI, bernoulli_nll, build_networks, gaussian_kl, gaussian_log_prob
 from genlab.optim import make_scheduler
+from genlab.runtime import eval_mode
+
+EXPLORER_IMAGES = 5000  # validation images encoded for the explorer's scatter (the page draws at most 2000)
+TABLE_ROWS = 500  # rows of the W&B scatter table: each carries a thumbnail, so it stays small
 
 
 class VAE(GenlabModule):
@@ -41,7 +45,7 @@ class VAE(GenlabModule):
         test_iwae_k: IWAE bound on the whole test set in `genlab test` (0 = off).
         grid_size: the latent grid is grid_size x grid_size decoded images.
         figures_every_n_epochs: render and log the five pictures every N validation epochs (0 = never).
-        interpolate_from, interpolate_to: digit labels of the two images the interpolation joins.
+        interpolate_from, interpolate_to: the classes (labels) whose representative images the interpolation joins.
         dataset: the data the model is trained on ("mnist" or "fashion_mnist"), used by `genlab evaluate`.
     """
 
@@ -223,6 +227,44 @@ class VAE(GenlabModule):
         import matplotlib.pyplot as plt
 
         plt.close("all")
+
+    def on_train_end(self) -> None:
+        """At the end of training, on rank 0: the latent explorer (figures/latent_explorer.html, W&B key
+        `latent_explorer`) and the scatter as a table with thumbnails (figures/latent_scatter_table.csv, W&B key
+        `latent_scatter_table`), both from validation images. Skipped when figures are off."""
+        if self.hparams.figures_every_n_epochs <= 0 or not self.trainer.is_global_zero:
+            return
+        x, y = self._validation_images(EXPLORER_IMAGES)
+        if x is None:
+            return
+        from genlab.callbacks import log_html, log_image_table
+        from genlab.figures.vae import class_names_of, encode_means, explorer_page, latent_plane
+
+        with eval_mode(self):
+            mu = encode_means(self, x)
+            log_html(self.trainer, "latent_explorer", explorer_page(self, mu, y, split="validation"))
+        names = class_names_of(self)
+        pts = latent_plane(mu).project(mu)[:TABLE_ROWS]
+        rows = [[round(a, 4), round(b, 4), int(c), names[int(c)]] for (a, b), c in zip(pts.tolist(), y[:TABLE_ROWS].tolist(), strict=True)]
+        log_image_table(self.trainer, "latent_scatter_table", ["z0", "z1", "label", "class"], rows, x[: len(rows)])
+
+    def _validation_images(self, limit: int) -> tuple[Tensor | None, Tensor | None]:
+        """Up to `limit` images and labels from the trainer's (first) validation loader, on the CPU."""
+        loaders = self.trainer.val_dataloaders
+        if isinstance(loaders, (list, tuple)):
+            loaders = loaders[0] if loaders else None
+        if loaders is None or isinstance(loaders, dict):
+            return None, None
+        xs, ys, n = [], [], 0
+        for x, y in loaders:
+            xs.append(x.cpu())
+            ys.append(y.cpu())
+            n += len(x)
+            if n >= limit:
+                break
+        if not xs:
+            return None, None
+        return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,4 +1,4 @@
-"""`genlab vae-figures --ckpt X --out DIR`: a VAE checkpoint's five pictures as PNG files."""
+"""`genlab vae-figures --ckpt X --out DIR`: a VAE checkpoint's five pictures as PNG files and its latent explorer."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Render the five pictures of a VAE checkpoint into a folder (PNG files named by their keys)."""
+    """Render the five pictures of a VAE checkpoint into a folder (PNG files named by their keys) and the latent
+    explorer (latent_explorer.html)."""
     parser = argparse.ArgumentParser(
         prog="genlab vae-figures",
         description="Render a VAE checkpoint's pictures (latent_grid, latent_scatter, interpolation, "
-        "reconstructions, samples) from the test set into --out as PNG files.",
+        "reconstructions, samples) from the test set into --out as PNG files, and the interactive latent "
+        "explorer as latent_explorer.html.",
     )
     parser.add_argument("--ckpt", required=True, help="a genlab VAE checkpoint (e.g. runs/vae_mnist/checkpoints/last.ckpt)")
     parser.add_argument("--out", required=True, help="folder for the PNG files (created)")
@@ -21,14 +23,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scatter-images", type=int, default=10000, help="test images in the scatter (default all)")
     parser.add_argument("--pixels", choices=["continuous", "binarized"], default="continuous",
                         help="test images as stored, or binarized with a fixed seed (as the binarized data module)")
+    parser.add_argument("--from", dest="cls_from", default=None, metavar="CLASS",
+                        help="interpolate from a representative test image of this class (label or class name; "
+                        "default: the model's interpolate_from)")
+    parser.add_argument("--to", dest="cls_to", default=None, metavar="CLASS",
+                        help="... to a representative test image of this class (default: the model's interpolate_to)")
+    parser.add_argument("--from-index", type=int, default=None, metavar="I",
+                        help="interpolate from test image number I instead (with --to-index)")
+    parser.add_argument("--to-index", type=int, default=None, metavar="J", help="... to test image number J")
+    parser.add_argument("--no-explorer", action="store_true", help="skip latent_explorer.html")
     args = parser.parse_args(argv)
+    if (args.from_index is None) != (args.to_index is None):
+        parser.error("--from-index and --to-index go together: give both, or neither")
+    if args.from_index is not None and (args.cls_from is not None or args.cls_to is not None):
+        parser.error("give the interpolation's ends either as classes (--from/--to) or as images "
+                     "(--from-index/--to-index), not both")
+    if args.scatter_images < 1:
+        parser.error("--scatter-images must be >= 1")
 
     import torch
 
     from genlab.callbacks import save_figure
     from genlab.checkpoints import CheckpointError, load_module
-    from genlab.data import load_images
-    from genlab.figures.vae import encode_means, latent_scatter_figure, make_figures
+    from genlab.data import class_index, load_images
+    from genlab.figures.vae import encode_means, explorer_page, make_figures
     from genlab.models.vae import VAE
 
     try:
@@ -40,27 +58,36 @@ def main(argv: list[str] | None = None) -> int:
         if args.grid_size < 1:
             parser.error("--grid-size must be >= 1")
         model.hparams.grid_size = args.grid_size
+    dataset = model.hparams.dataset
+    try:
+        pair = (class_index(dataset, args.cls_from if args.cls_from is not None else str(model.hparams.interpolate_from)),
+                class_index(dataset, args.cls_to if args.cls_to is not None else str(model.hparams.interpolate_to)))
+    except ValueError as err:
+        parser.error(str(err))
     try:
         if args.pixels == "binarized":  # the data module's fixed binarization of the test set
             from genlab.data import FashionMNISTDataModule, MNISTDataModule
 
-            cls = FashionMNISTDataModule if model.hparams.dataset == "fashion_mnist" else MNISTDataModule
+            cls = FashionMNISTDataModule if dataset == "fashion_mnist" else MNISTDataModule
             test = cls(root=args.data_root, pixels="binarized").split("test")
             x, y = test.x, test.y
         else:
-            x, y = load_images(model.hparams.dataset, "test", args.data_root)
+            x, y = load_images(dataset, "test", args.data_root)
     except (FileNotFoundError, ValueError) as err:
         print(f"genlab vae-figures: error: {err}", file=sys.stderr)
         return 2
-    x, y = x[: max(1, args.scatter_images)], y[: max(1, args.scatter_images)]
+    x, y = x[: args.scatter_images], y[: args.scatter_images]
+    indices = None
+    if args.from_index is not None:
+        indices = (args.from_index, args.to_index)
+        if not all(0 <= i < len(x) for i in indices):
+            parser.error(f"--from-index/--to-index must be test image numbers 0-{len(x) - 1}, got {indices[0]}, {indices[1]}")
+    elif not all((y == c).any() for c in pair):
+        parser.error(f"the {len(x)} test images hold no image of class {[c for c in pair if not (y == c).any()][0]}: "
+                     "raise --scatter-images")
     torch.manual_seed(0)
     mu = encode_means(model, x)
-    names = None
-    if model.hparams.dataset == "fashion_mnist":
-        names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    figs = make_figures(model, x[:512], y[:512], mu, y, split="test")
-    if names is not None:
-        figs["latent_scatter"] = (latent_scatter_figure(mu, y, "test", names), figs["latent_scatter"][1])
+    figs = make_figures(model, x, y, mu, y, split="test", pair=pair, indices=indices)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
@@ -70,4 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         save_figure(image, path)
         print(f"{path}: {caption}")
     plt.close("all")
+    if not args.no_explorer:
+        page = out / "latent_explorer.html"
+        page.write_text(explorer_page(model, mu, y, split="test"), encoding="utf-8")
+        print(f"{page}: the latent explorer, {page.stat().st_size / 1e3:.0f} kB (open it in a browser)")
     return 0
