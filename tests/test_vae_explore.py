@@ -213,7 +213,11 @@ def test_fashion_override_config_composes_with_the_mnist_one(repo, capsys):
               "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["data"]["class_path"] == "genlab.data.FashionMNISTDataModule"
-    assert config["model"]["init_args"]["dataset"] == "fashion_mnist"
     assert config["model"]["init_args"]["latent_dim"] == 2 and config["trainer"]["max_epochs"] == 30  # from the base
     assert config["trainer"]["default_root_dir"] == "runs/vae_fashion_mnist"
     assert Path(repo / "configs" / "vae_fashion_mnist.yaml").read_text().count("\n") < 20  # an override, not a copy
+    from genlab.lightning_cli import GenlabCLI
+
+    cli = GenlabCLI(args=["-c", str(repo / "configs" / "vae_mnist.yaml"), "-c", str(repo / "configs" / "vae_fashion_mnist.yaml"),
+                          "--trainer.logger", "false"], run=False)
+    assert cli.model.hparams.dataset == "fashion_mnist"  # the model takes its data set from the data module
