@@ -199,6 +199,14 @@ class CharTextDataModule(pl.LightningDataModule):
             train_ids, val_ids = (t.to(self.trainer.strategy.root_device) for t in (train_ids, val_ids))
         self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
 
+    def val_prompt(self, max_chars: int = 32) -> str:
+        """The start of the validation text (its first line, at most `max_chars` characters): a prompt that the
+        vocabulary always holds, for samples when a configured prompt has characters this corpus lacks."""
+        self.prepare_vocab()
+        text = self.vocab.decode(self._val.ids[: min(max_chars, len(self._val.ids))].tolist())
+        first_line = text.split("\n", 1)[0]
+        return first_line if first_line.strip() else text
+
     def train_dataloader(self) -> DataLoader:
         n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size
         sampler = RandomWindowSampler(self._train, n)

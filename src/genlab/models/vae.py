@@ -213,13 +213,15 @@ class VAE(GenlabModule):
             self._val_store = {}
             return
         from genlab.callbacks import log_image
+        from genlab.callbacks.reporting import never_fatal
         from genlab.figures.vae import make_figures
 
         store = {k: torch.cat(v) for k, v in self._val_store.items()}
         self._val_store = {}
-        figs = make_figures(self, store["x"], store["y_x"], store["mu"], store["y"], split="validation")
-        for key, (image, caption) in figs.items():
-            log_image(self.trainer, key, image, caption=f"epoch {self.current_epoch}: {caption}")
+        with never_fatal(self, "VAE figures"):  # figures only report: a failure must not cost the run
+            figs = make_figures(self, store["x"], store["y_x"], store["mu"], store["y"], split="validation")
+            for key, (image, caption) in figs.items():
+                log_image(self.trainer, key, image, caption=f"epoch {self.current_epoch}: {caption}")
         import matplotlib.pyplot as plt
 
         plt.close("all")
