@@ -67,3 +67,39 @@ def test_sample_quality_failures_do_not_stop_training(hook, recwarn):
     getattr(callback, hook)(Trainer(), Broken())
     said = [str(w.message) for w in recwarn if "failed, training goes on" in str(w.message)]
     assert len(said) == 1 and "no samples today" in said[0]
+
+
+def test_text_is_held_as_a_compact_integer_tensor_and_batches_come_out_as_long_ids():
+    from genlab.data.text import CharTextDataModule
+
+    text = "héllo wörld, " * 50 + "\n" + "".join(map(chr, range(0x400, 0x400 + 300)))  # 300+ characters
+    Path("small.txt").write_text(text[:650], encoding="utf-8")
+    Path("wide.txt").write_text(text, encoding="utf-8")
+    small = CharTextDataModule(path="small.txt", block_size=8, batch_size=4)
+    small.setup()
+    assert small._train.ids.dtype == torch.uint8
+    x, y = next(iter(small.train_dataloader()))
+    assert x.dtype == y.dtype == torch.long and x.shape == (4, 8)
+    assert torch.equal(x[0, 1:], y[0, :-1])
+    ids = torch.cat([small._train.ids, small._val.ids]).long()
+    assert ids.tolist() == small.vocab.encode(text[:650])
+    assert small.val_prompt() == text[:650][len(small._train.ids):][:32].split("\n")[0]
+    wide = CharTextDataModule(path="wide.txt", block_size=8, batch_size=4)
+    wide.setup()
+    assert wide.vocab.size > 256 and wide._train.ids.dtype == torch.int16
+    assert torch.cat([wide._train.ids, wide._val.ids]).long().tolist() == wide.vocab.encode(text)
+    assert next(iter(wide.val_dataloader()))[0].dtype == torch.long
+
+
+def test_shipped_lm_configs_validate_in_steps_about_every_four_default_epochs(repo, data_root):
+    import yaml
+
+    from genlab.data.text import DEFAULT_TEXT
+
+    config = yaml.safe_load((repo / "configs" / "lm_shakespeare.yaml").read_text())
+    trainer, data = config["trainer"], config["data"]["init_args"]
+    assert trainer["check_val_every_n_epoch"] is None  # steps, so a corpus of any size validates in the budget
+    chars = len((data_root / DEFAULT_TEXT).read_text(encoding="utf-8"))
+    train_chars = chars - int(chars * 0.1)
+    steps_per_epoch = (train_chars // data["block_size"]) // data["batch_size"]
+    assert trainer["val_check_interval"] == 4 * steps_per_epoch

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
@@ -50,6 +51,27 @@ class CharVocab:
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The smallest integer type that holds every id: a corpus costs 1 byte a character below 257 symbols."""
+        return torch.uint8 if self.size <= 256 else torch.int16 if self.size <= 32768 else torch.int32
+
+    def encode_tensor(self, text: str, chunk: int = 1 << 20) -> torch.Tensor:
+        """`encode(text)` as a tensor of `dtype`, a chunk at a time: a list of Python ints (or an int64 tensor)
+        of a large corpus would take many times the file's size in memory."""
+        codes = np.array(sorted(map(ord, self.chars)), dtype=np.uint32)
+        if [chr(c) for c in codes] != list(self.chars):  # ids by code point need the vocabulary sorted
+            return torch.tensor(self.encode(text), dtype=self.dtype)
+        out = torch.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), chunk):
+            part = np.frombuffer(text[start : start + chunk].encode("utf-32-le"), dtype=np.uint32)
+            ids = np.searchsorted(codes, part)
+            bad = (ids >= len(codes)) | (codes[np.minimum(ids, len(codes) - 1)] != part)
+            if bad.any():
+                self.encode(text[start : start + chunk])  # raises, listing the unknown characters
+            out[start : start + len(part)] = torch.from_numpy(ids)
+        return out
+
 
 def read_text(path: Path) -> str:
     """The file as UTF-8 text, with clear errors for a missing, empty or non-UTF-8 file."""
@@ -77,7 +99,10 @@ def keep_batch(batch):
 
 
 class RandomWindows(Dataset):
-    """`block_size + 1` characters starting anywhere: input is the first block_size, target the last."""
+    """`block_size + 1` characters starting anywhere: input is the first block_size, target the last.
+
+    `ids` may be any integer type (the corpus is kept compact); windows come out as int64, as embeddings need.
+    """
 
     def __init__(self, ids: torch.Tensor, block_size: int):
         self.ids, self.block_size = ids, block_size
@@ -86,7 +111,7 @@ class RandomWindows(Dataset):
         return len(self.ids) - self.block_size
 
     def __getitem__(self, i: int):
-        chunk = self.ids[i : i + self.block_size + 1]
+        chunk = self.ids[i : i + self.block_size + 1].long()
         return chunk[:-1], chunk[1:]
 
     def starts(self, indices) -> torch.Tensor:
@@ -95,7 +120,7 @@ class RandomWindows(Dataset):
     def __getitems__(self, indices: list[int]):
         """A whole batch in one gather (one kernel on a GPU, rather than one slice per window)."""
         offsets = torch.arange(self.block_size + 1, device=self.ids.device)
-        chunks = self.ids[self.starts(indices)[:, None] + offsets]
+        chunks = self.ids[self.starts(indices)[:, None] + offsets].long()
         return chunks[:, :-1], chunks[:, 1:]
 
 
@@ -186,7 +211,8 @@ class CharTextDataModule(pl.LightningDataModule):
             return
         text = read_text(self.path)
         self.vocab = CharVocab.from_text(text)
-        ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
+        ids = self.vocab.encode_tensor(text)
+        del text
         n_val = int(len(ids) * self.val_fraction)
         train_ids, val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
         for name, part in (("training", train_ids), ("validation", val_ids)):
