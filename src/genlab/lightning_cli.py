@@ -18,7 +18,13 @@ from genlab.callbacks.guards import FiniteLossGuard, NonFiniteLossError
 from genlab.callbacks.summary import RunSummary
 from genlab.checkpoint_io import AtomicCheckpointIO
 from genlab.checkpoints import CheckpointError, read_checkpoint
-from genlab.console import end_of_run_report, explain_parse_error, quiet_third_party, short_warning
+from genlab.console import (
+    end_of_run_report,
+    explain_instantiation_error,
+    explain_parse_error,
+    quiet_third_party,
+    short_warning,
+)
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
@@ -136,6 +142,13 @@ class GenlabCLI(LightningCLI):
         ckpt = config.get("ckpt_path")
         if ckpt and Path(ckpt).is_file() and config.get("weights_only") is not False:
             read_checkpoint(ckpt)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as err:  # a constructor's own check (latent_dim 0, batch_size 0), wrapped by jsonargparse
+            sys.stderr.write(f"genlab: {explain_instantiation_error(err)}\n")
+            raise SystemExit(2) from None
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -22,15 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.models.base import GenlabModule
+from genlab.callbacks.guards import NonFiniteLossError as FiniteLossGuardError
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.dcgan import Discriminator, Generator, dcgan_init
 from genlab.runtime import eval_mode
 
 D_STRONG_ADVICE = "try real_label 0.9, instance noise, or a lower d_lr"
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised when a GAN loss becomes NaN or inf: training stops before the bad state can be saved."""
+class NonFiniteLossError(FiniteLossGuardError):
+    """Raised when a GAN loss becomes NaN or inf (the guard's error, so genlab says it in one line): training stops before the bad state can be saved."""
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -97,6 +98,7 @@ class DCGAN(GenlabModule):
         g_extra_layers: int = 0,
     ):
         super().__init__()
+        check_learning_rates(g_lr=g_lr, d_lr=d_lr)
         if g_extra_layers < 0:
             raise ValueError(f"g_extra_layers must be >= 0, got {g_extra_layers}")
         if d_steps < 1 or g_steps < 1:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genlab.models.base import GenlabModule
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.vae import LOG_2PI, bernoulli_nll, build_networks, gaussian_kl, gaussian_log_prob
 from genlab.optim import make_scheduler
 
@@ -71,6 +71,9 @@ class VAE(GenlabModule):
         hidden, channels = [int(h) for h in hidden], [int(c) for c in channels]
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0 (the KL term's weight; 1 = the ELBO), got {beta}")
+        check_learning_rates(lr=lr)
         if schedule not in ("onecycle", "cosine", "constant"):
             raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
         self.save_hyperparameters()

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pixels", choices=["continuous", "binarized"], default="continuous",
                         help="test images as stored, or binarized with a fixed seed (as the binarized data module)")
     args = parser.parse_args(argv)
+    if args.scatter_images < 1:  # before any loading: the scatter needs at least one image
+        print(f"genlab vae-figures: error: --scatter-images must be >= 1, got {args.scatter_images}", file=sys.stderr)
+        return 2
 
     import torch
 

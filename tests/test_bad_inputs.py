@@ -1,0 +1,58 @@
+"""Bad inputs get one line naming the problem and the fix: no traceback, nothing computed in vain."""
+
+from __future__ import annotations
+
+import pytest
+
+import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
+from genlab.cli import main
+
+
+def genlab_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("path", "kwargs", "message"), [
+    ("genlab.models.vae.VAE", {"beta": -0.5}, "beta must be >= 0"),
+    ("genlab.models.vae.VAE", {"lr": 0.0}, "lr must be > 0"),
+    ("genlab.models.dcgan.DCGAN", {"g_lr": -1e-3}, "g_lr must be > 0"),
+    ("genlab.models.dcgan.DCGAN", {"d_lr": 0}, "d_lr must be > 0"),
+    ("genlab.models.lm.LanguageModel", {"learning_rate": 0}, "learning_rate must be > 0"),
+    ("genlab.models.classifier.Classifier", {"lr": -1}, "lr must be > 0"),
+])
+def test_negative_beta_and_non_positive_learning_rates_are_refused(path, kwargs, message):
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--model.init_args.latent_dim", "0", "latent_dim must be >= 1, got 0"),
+    ("--model.init_args.beta", "-1", "beta must be >= 0"),
+    ("--data.init_args.batch_size", "0", "batch_size"),
+])
+def test_a_constructor_error_in_a_config_is_one_line(repo, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "-c", str(repo / "configs" / "vae_mnist.yaml"), flag, value, "--trainer.max_epochs", "1"])
+    assert stop.value.code == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith("genlab: ") and message in lines[0], lines
+
+
+def test_the_dcgans_own_non_finite_loss_error_is_a_user_error():
+    from genlab.callbacks.guards import NonFiniteLossError
+    from genlab.lightning_cli import USER_ERRORS
+    from genlab.models.dcgan import NonFiniteLossError as DCGANError
+
+    assert issubclass(DCGANError, NonFiniteLossError) and issubclass(DCGANError, USER_ERRORS)
+
+
+def test_vae_figures_refuses_zero_scatter_images(capsys):
+    assert main(["vae-figures", "--ckpt", "missing.ckpt", "--out", "figs", "--scatter-images", "0"]) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and "--scatter-images" in lines[0] and ">= 1" in lines[0], lines
