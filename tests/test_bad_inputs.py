@@ -56,3 +56,42 @@ def test_vae_figures_refuses_zero_scatter_images(capsys):
     assert main(["vae-figures", "--ckpt", "missing.ckpt", "--out", "figs", "--scatter-images", "0"]) == 2
     lines = genlab_lines(capsys)
     assert len(lines) == 1 and "--scatter-images" in lines[0] and ">= 1" in lines[0], lines
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sample", "--ckpt", "x.ckpt", "--out", "."], "--out . is a folder"),
+    (["sample", "--ckpt", "x.ckpt", "--out", "afile/grid.png"], "is a file, not a folder"),
+    (["evaluate", "--ckpt", "x.ckpt", "--out", "."], "--out . is a folder"),
+    (["evaluate", "--ckpt", "x.ckpt", "--device", "bogus"], "--device 'bogus' is not a device"),
+    (["vae-figures", "--ckpt", "x.ckpt", "--out", "afile"], "--out afile is a file, not a folder"),
+    (["generate", "--ckpt", "x.ckpt", "--device", "bogus"], "--device 'bogus' is not a device"),
+    (["generate", "--ckpt", "x.ckpt", "--prompt", ""], "--prompt is empty"),
+    (["generate", "--ckpt", "x.ckpt", "--temperature", "0.8", "nan"], "temperature"),
+    (["generate", "--ckpt", "x.ckpt", "--temperature", "0.8", "inf"], "temperature"),
+])
+def test_tool_arguments_are_checked_before_any_work_in_one_line(capsys, argv, message):
+    from pathlib import Path
+
+    Path("afile").write_text("not a folder")
+    assert main(argv) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith(f"genlab {argv[0]}"), lines
+
+
+def test_a_missing_output_folder_is_created():
+    from pathlib import Path
+
+    from genlab.tools.checks import output_file, output_folder
+
+    assert output_file("new/deeper/grid.png") == Path("new/deeper/grid.png") and Path("new/deeper").is_dir()
+    assert output_folder("figs/a").is_dir()
+
+
+def test_cuda_without_a_gpu_is_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["evaluate", "--ckpt", "x.ckpt", "--device", "cuda"]) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and "no CUDA GPU" in lines[0], lines
