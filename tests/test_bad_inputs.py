@@ -95,3 +95,56 @@ def test_cuda_without_a_gpu_is_one_line(capsys):
     assert main(["evaluate", "--ckpt", "x.ckpt", "--device", "cuda"]) == 2
     lines = genlab_lines(capsys)
     assert len(lines) == 1 and "no CUDA GPU" in lines[0], lines
+
+
+def _tiny_checkpoint(**hparams):
+    """A finished tiny run's last.ckpt with some hyper-parameters changed."""
+    from pathlib import Path
+
+    import torch
+
+    from test_reliability import fit
+
+    assert fit("runs/h", "--trainer.max_epochs", "1") == 0
+    last = Path("runs/h/checkpoints/last.ckpt")
+    ckpt = torch.load(last, weights_only=True)
+    ckpt["hyper_parameters"].update(hparams)
+    torch.save(ckpt, "changed.ckpt")
+    return "changed.ckpt"
+
+
+def _fit_from(ckpt: str, *extra: str) -> int:
+    from test_reliability import TINY
+
+    try:
+        return main(["fit", *TINY, "--trainer.default_root_dir", "runs/h2", "--trainer.max_epochs", "2",
+                     "--ckpt_path", ckpt, *extra])
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_checkpoint_hyper_parameters_never_import_modules_outside_genlab(capsys):
+    import sys
+
+    ckpt = _tiny_checkpoint(_class_path="evil_module_of_a_checkpoint.Model")
+    capsys.readouterr()
+    assert _fit_from(ckpt) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and "evil_module_of_a_checkpoint.Model" in lines[0] and "outside genlab" in lines[0]
+    assert "evil_module_of_a_checkpoint" not in sys.modules
+
+
+def test_checkpoint_hyper_parameters_that_override_the_command_line_are_named(capsys):
+    ckpt = _tiny_checkpoint(lr=0.5)
+    capsys.readouterr()
+    assert _fit_from(ckpt, "--model.init_args.lr", "0.01") == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "from the checkpoint" in line]
+    assert len(said) == 1 and "lr 0.5 (given 0.01)" in said[0]
+
+
+def test_invalid_checkpoint_hyper_parameters_are_one_line(capsys):
+    ckpt = _tiny_checkpoint(hidden="many")
+    capsys.readouterr()
+    assert _fit_from(ckpt) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and "hidden" in lines[0] and "changed.ckpt" in lines[0], lines
