@@ -148,3 +148,29 @@ def test_invalid_checkpoint_hyper_parameters_are_one_line(capsys):
     assert _fit_from(ckpt) == 2
     lines = genlab_lines(capsys)
     assert len(lines) == 1 and "hidden" in lines[0] and "changed.ckpt" in lines[0], lines
+
+
+def test_an_unreadable_corpus_is_one_line_not_a_traceback(capsys):
+    from pathlib import Path
+
+    from test_reporting import fit_lm
+
+    Path("latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1") * 200)
+    capsys.readouterr()
+    assert fit_lm("runs/t", Path("latin1.txt")) == 2
+    lines = genlab_lines(capsys)
+    assert len(lines) == 1 and "is not UTF-8 text" in lines[0], lines
+
+
+def test_a_truncated_mnist_file_is_named_as_truncated_not_missing(tmp_path, data_root):
+    import shutil
+
+    from genlab.data import load_images
+    from genlab.data.paths import DataError
+
+    raw = tmp_path / "copy" / "MNIST" / "raw"
+    shutil.copytree(data_root / "MNIST" / "raw", raw)
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:100_000])
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte is truncated or corrupt .*delete it and re-download"):
+        load_images("mnist", "test", tmp_path / "copy")

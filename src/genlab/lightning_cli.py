@@ -25,6 +25,7 @@ from genlab.console import (
     quiet_third_party,
     short_warning,
 )
+from genlab.data.paths import DataError, DataNotFoundError
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
@@ -55,7 +56,7 @@ class RunFolderError(ValueError):
 
 
 # errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
-USER_ERRORS = (CheckpointError, RunFolderError, NonFiniteLossError)
+USER_ERRORS = (CheckpointError, RunFolderError, NonFiniteLossError, DataError, DataNotFoundError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
-from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
+from genlab.data.paths import ENV_VAR, DataError, DataNotFoundError, data_root
 
 DEFAULT_TEXT = Path("tinyshakespeare") / "input.txt"
 
@@ -83,13 +83,16 @@ def read_text(path: Path) -> str:
         )
     try:
         text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err.strerror or err}); check its permissions, or pass another "
+                        f"file with `--data.init_args.path FILE`") from None
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it first, e.g. "
             f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
         ) from None
     if not text:
-        raise ValueError(f"{path} is empty: a language model needs some text to learn from")
+        raise DataError(f"{path} is empty: a language model needs some text to learn from")
     return text
 
 
