@@ -17,8 +17,8 @@ def genlab_lines(capsys) -> list[str]:
 @pytest.mark.parametrize(("path", "kwargs", "message"), [
     ("genlab.models.vae.VAE", {"beta": -0.5}, "beta must be >= 0"),
     ("genlab.models.vae.VAE", {"lr": 0.0}, "lr must be > 0"),
-    ("genlab.models.dcgan.DCGAN", {"g_lr": -1e-3}, "g_lr must be > 0"),
-    ("genlab.models.dcgan.DCGAN", {"d_lr": 0}, "d_lr must be > 0"),
+    ("genlab.models.dcgan.DCGAN", {"g_lr": -1e-3}, "g_lr must be >= 0"),  # 0 freezes a network on purpose
+    ("genlab.models.dcgan.DCGAN", {"d_lr": float("nan")}, "d_lr must be >= 0"),
     ("genlab.models.lm.LanguageModel", {"learning_rate": 0}, "learning_rate must be > 0"),
     ("genlab.models.classifier.Classifier", {"lr": -1}, "lr must be > 0"),
 ])

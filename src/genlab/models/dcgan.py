@@ -98,7 +98,7 @@ class DCGAN(GenlabModule):
         g_extra_layers: int = 0,
     ):
         super().__init__()
-        check_learning_rates(g_lr=g_lr, d_lr=d_lr)
+        check_learning_rates(allow_zero=True, g_lr=g_lr, d_lr=d_lr)  # 0 freezes one network
         if g_extra_layers < 0:
             raise ValueError(f"g_extra_layers must be >= 0, got {g_extra_layers}")
         if d_steps < 1 or g_steps < 1:
