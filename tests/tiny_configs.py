@@ -16,6 +16,7 @@ MODELS = {
         "--trainer.max_epochs", "1"]),
     "lm": ("configs/lm_shakespeare.yaml", "val/loss", [
         "--trainer.max_time", "null", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
+        "--trainer.val_check_interval", "1.0",
         "--trainer.precision", "32-true", "--data.init_args.train_samples_per_epoch", "256",
         "--data.init_args.batch_size", "32", "--data.init_args.block_size", "32", "--model.init_args.block_size", "32",
         "--model.init_args.n_layer", "1", "--model.init_args.n_head", "2", "--model.init_args.n_embd", "32"]),

@@ -85,6 +85,27 @@ def explain_parse_error(message: str, parser) -> str:
     return first if detail == first else f"{first} {detail}"
 
 
+def explain_instantiation_error(err: BaseException) -> str:
+    """The constructor's own message of a class the config names, without jsonargparse's wrapping around it
+    (which lists every Union subtype tried and the whole namespace given)."""
+    lines = str(err).splitlines()
+    items = [i for i, line in enumerate(lines)
+             if line.strip().startswith("- ") and not line.strip().startswith("- Expected a")]
+    if items:  # the last listed error, with the lines indented under it (its detail)
+        first = lines[items[-1]]
+        depth = len(first) - len(first.lstrip())
+        detail = [first.strip()[2:]]
+        for line in lines[items[-1] + 1:]:
+            if not line.strip() or len(line) - len(line.lstrip()) <= depth or line.strip().startswith("Given value"):
+                break
+            detail.append(line.strip())
+        return " ".join(" ".join(detail).split())
+    inner = err
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__
+    return " ".join(str(inner).split()) or type(inner).__name__
+
+
 def _class_parameters(class_path: str) -> list[str]:
     module, _, name = class_path.rpartition(".")
     cls = getattr(sys.modules.get(module), name, None)

@@ -18,8 +18,14 @@ from genlab.callbacks.guards import FiniteLossGuard, NonFiniteLossError
 from genlab.callbacks.summary import RunSummary
 from genlab.checkpoint_io import AtomicCheckpointIO
 from genlab.checkpoints import CheckpointError, read_checkpoint
-from genlab.console import end_of_run_report, explain_parse_error, quiet_third_party, short_warning
-from genlab.data.paths import DataNotFoundError
+from genlab.console import (
+    end_of_run_report,
+    explain_instantiation_error,
+    explain_parse_error,
+    quiet_third_party,
+    short_warning,
+)
+from genlab.data.paths import DataError, DataNotFoundError
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import WandbLogger, finish_wandb_run
 from genlab.models.base import flush_denormals
@@ -54,7 +60,7 @@ class ConfigError(ValueError):
 
 
 # errors of a genlab command's own making: `genlab` prints them as one line instead of a traceback
-USER_ERRORS = (CheckpointError, RunFolderError, ConfigError, DataNotFoundError, NonFiniteLossError)
+USER_ERRORS = (CheckpointError, RunFolderError, ConfigError, NonFiniteLossError, DataError, DataNotFoundError)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -141,6 +147,49 @@ class GenlabCLI(LightningCLI):
         ckpt = config.get("ckpt_path")
         if ckpt and Path(ckpt).is_file() and config.get("weights_only") is not False:
             read_checkpoint(ckpt)
+        if ckpt and Path(ckpt).is_file():
+            self._check_checkpoint_hparams(ckpt, config)
+
+    def _check_checkpoint_hparams(self, ckpt: str, config) -> None:
+        """LightningCLI then parses the checkpoint's hyper-parameters over the config: refuse a class outside genlab
+        (parsing would import its module) and hyper-parameters that do not parse, in one line each, and name the
+        values that replace the config's and the command line's."""
+        import copy
+
+        import torch
+
+        hparams = dict(torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        class_path = hparams.get("_class_path")
+        chosen = str(getattr(config.model, "class_path", "") or "")
+        if class_path is not None and not str(class_path).startswith("genlab.") and class_path != chosen:
+            raise CheckpointError(
+                f"{ckpt} names the model class {class_path!r}, outside genlab: refusing to import it (a checkpoint's "
+                f"hyper-parameters choose the class that is built); resume from a checkpoint genlab wrote")
+        if not hparams:
+            return
+        hparams.pop("_class_path", None)
+        payload = {"class_path": class_path, "dict_kwargs": dict(hparams)} if class_path else dict(hparams)
+        subcommand = self.config.get("subcommand")
+        try:
+            self.parser.parse_object({subcommand: {"model": payload}} if subcommand else {"model": payload},
+                                     copy.deepcopy(self.config))
+        except (Exception, SystemExit) as err:  # noqa: BLE001  (jsonargparse's errors vary by type and version)
+            raise CheckpointError(f"{ckpt} holds hyper-parameters its model does not accept: "
+                                  f"{explain_instantiation_error(err)}") from None
+        given = getattr(config.model, "init_args", None) or {}
+        changed = [f"{key} {value!r} (given {given[key]!r})" for key, value in hparams.items()
+                   if key in given and _plain(given[key]) != _plain(value)]
+        if changed:
+            sys.stderr.write(f"genlab: model hyper-parameters from the checkpoint {ckpt} replace the config's and "
+                             f"the command line's: {', '.join(changed)}\n")
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as err:  # a constructor's own check (latent_dim 0, batch_size 0), wrapped by jsonargparse
+            sys.stderr.write(f"genlab: {explain_instantiation_error(err)}\n")
+            raise SystemExit(2) from None
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -198,6 +247,11 @@ class GenlabCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own CheckpointIO plugin is kept
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+
+def _plain(value):
+    """A value as the checkpoint stores it (lists, not tuples), for comparing it with the config's."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def _model_class(config):

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 
+from genlab.callbacks.reporting import never_fatal
 from genlab.runtime import eval_mode
 
 
@@ -26,7 +27,8 @@ class SampleQualityCallback(pl.Callback):
     no validation loop, at the end of the training epoch. Under DDP each rank draws its share of the samples
     (its own seed), the shares are gathered, and every rank scores the same gathered set, so the values cover
     all ranks' samples and can be monitored on every rank (`quality/n_samples` is the number scored).
-    The result of the latest evaluation is kept in `last_result`.
+    The result of the latest evaluation is kept in `last_result`. A failed evaluation is one warning, never the
+    end of the run (a monitored `quality/*` key then waits for the next evaluation).
 
     Args:
         every_n_epochs: evaluate after epochs whose number (from 1) is a multiple of this.
@@ -109,10 +111,11 @@ class SampleQualityCallback(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "fit" and self._due(trainer):
-            self.evaluate(trainer, pl_module)
+            with never_fatal(self, "sample quality scores"):
+                self.evaluate(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._due(trainer):  # validation already did it (it runs before this hook) or not due
             return
-        with eval_mode(pl_module):
+        with eval_mode(pl_module), never_fatal(self, "sample quality scores"):
             self.evaluate(trainer, pl_module)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
 
 from genlab.callbacks.images import log_image, log_table
+from genlab.callbacks.reporting import never_fatal
 from genlab.figures.lm import ATTENTION_TEXT, attention_figure, sample_rows, text_attention
 from genlab.nets.gpt import check_sampling_args
 
@@ -17,6 +20,8 @@ class TextSamplesCallback(pl.Callback):
     With `attention_text` (default: Tiny Shakespeare's first line; None: off) it also logs the heat maps of every
     layer's and head's attention over that fixed text (`genlab attention`'s figure) as `attention_key`, so the
     heads can be watched specialising as training goes on.
+    A prompt with characters the corpus lacks (the vocabulary is the corpus's) is replaced by the start of the
+    validation text, with one warning; any other failure to sample or write is one warning too, never a crash.
     """
 
     def __init__(self, prompt: str | None = None, temperatures: list[float] = (0.5, 1.0, 1.5),
@@ -33,14 +38,33 @@ class TextSamplesCallback(pl.Callback):
     def rows(self, pl_module) -> list[list]:
         """[temperature, sample] for each temperature, from a LanguageModel (genlab.models.lm)."""
         prompt = self.prompt if self.prompt is not None else pl_module.hparams.sample_prompt
-        return sample_rows(pl_module, prompt, self.temperatures, self.max_new_tokens, self.seed)
+        return sample_rows(pl_module, self.usable_prompt(pl_module, prompt), self.temperatures,
+                           self.max_new_tokens, self.seed)
+
+    def usable_prompt(self, pl_module, prompt: str) -> str:
+        """`prompt`, or when the vocabulary lacks some of its characters, the start of the validation text."""
+        vocab = getattr(pl_module, "vocab", None)
+        missing = sorted(set(prompt) - set(vocab.chars)) if vocab is not None else []
+        if prompt and not missing:
+            return prompt
+        trainer = pl_module._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        fallback = datamodule.val_prompt() if hasattr(datamodule, "val_prompt") else (vocab.chars[:1] if vocab else "")
+        if not getattr(self, "_said_fallback", False):
+            self._said_fallback = True
+            why = (f"has characters the corpus lacks ({', '.join(map(repr, missing))})" if missing else "is empty")
+            warnings.warn(f"sample prompt {prompt!r} {why}: sampling from {fallback!r}, the start of the validation "
+                          f"text, instead (set the callback's `prompt` to change it)", UserWarning, stacklevel=2)
+        return fallback
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.global_rank != 0:
             return
-        self.last_rows = self.rows(pl_module)  # genlab's end-of-run report prints the last ones
-        log_table(trainer, self.key, ["temperature", "sample"], self.last_rows)
-        self.log_attention(trainer, pl_module)
+        with never_fatal(self, "text samples"):
+            self.last_rows = self.rows(pl_module)  # genlab's end-of-run report prints the last ones
+            log_table(trainer, self.key, ["temperature", "sample"], self.last_rows)
+        with never_fatal(self, "attention maps"):
+            self.log_attention(trainer, pl_module)
 
     def log_attention(self, trainer, pl_module) -> None:
         if not self.attention_text or self._attention_skipped:

@@ -7,13 +7,14 @@ costs almost nothing next to the model, which keeps Lightning's overhead against
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
+from genlab.data.paths import ENV_VAR, DataError, DataNotFoundError, data_root
 from genlab.data.registry import DATASETS
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -35,6 +36,7 @@ def open_torchvision(dataset: str, split: str, root=None):
         return cls(root=str(root), train=split == "train", download=True)
     except Exception as err:  # torchvision raises RuntimeError or URLError stacks; say once what is missing
         folder = root / TORCHVISION_CLASSES[dataset] / "raw"
+        check_idx_files(folder)  # files that are there but cut short are not "missing"
         raise DataNotFoundError(
             f"{TORCHVISION_CLASSES[dataset]} not found and could not be downloaded ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}).\n"
@@ -42,6 +44,28 @@ def open_torchvision(dataset: str, split: str, root=None):
             f"  fix: put the uncompressed IDX files there, or point genlab at a folder that has them with "
             f"`--data.init_args.root DIR` or the {ENV_VAR} environment variable."
         ) from None
+
+
+def check_idx_files(folder) -> None:
+    """Raise DataError naming the first IDX file in `folder` whose size disagrees with its own header."""
+    import struct
+
+    for name in RAW_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            dims = f.read(4 * ndim)
+        expected = None
+        if len(head) == 4 and head[:2] == b"\0\0" and head[2] == 0x08 and len(dims) == 4 * ndim:
+            expected = 4 + 4 * ndim + math.prod(struct.unpack(f">{ndim}I", dims))
+        if expected != size:
+            shown = f"{size} of {expected} bytes" if expected else "not an IDX file of unsigned bytes"
+            raise DataError(f"{path} is truncated or corrupt ({shown}): delete it and re-download it (genlab "
+                            f"downloads missing files), or copy it again from a good source")
 
 
 def load_images(dataset: str, split: str, root=None) -> tuple[torch.Tensor, torch.Tensor]:

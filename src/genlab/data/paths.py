@@ -18,5 +18,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path("data")
 
 
+class DataError(ValueError):
+    """A data file that is there but cannot be used (not UTF-8, empty, unreadable, truncated); says the fix."""
+
+
 class DataNotFoundError(FileNotFoundError):
     """Raised once, with the files expected and how to provide them, instead of a stack of urllib errors."""

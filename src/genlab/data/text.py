@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
-from genlab.data.paths import ENV_VAR, DataNotFoundError, data_root
+from genlab.data.paths import ENV_VAR, DataError, DataNotFoundError, data_root
 
 DEFAULT_TEXT = Path("tinyshakespeare") / "input.txt"
 
@@ -50,6 +51,27 @@ class CharVocab:
     def decode(self, ids: Iterable[int]) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The smallest integer type that holds every id: a corpus costs 1 byte a character below 257 symbols."""
+        return torch.uint8 if self.size <= 256 else torch.int16 if self.size <= 32768 else torch.int32
+
+    def encode_tensor(self, text: str, chunk: int = 1 << 20) -> torch.Tensor:
+        """`encode(text)` as a tensor of `dtype`, a chunk at a time: a list of Python ints (or an int64 tensor)
+        of a large corpus would take many times the file's size in memory."""
+        codes = np.array(sorted(map(ord, self.chars)), dtype=np.uint32)
+        if [chr(c) for c in codes] != list(self.chars):  # ids by code point need the vocabulary sorted
+            return torch.tensor(self.encode(text), dtype=self.dtype)
+        out = torch.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), chunk):
+            part = np.frombuffer(text[start : start + chunk].encode("utf-32-le"), dtype=np.uint32)
+            ids = np.searchsorted(codes, part)
+            bad = (ids >= len(codes)) | (codes[np.minimum(ids, len(codes) - 1)] != part)
+            if bad.any():
+                self.encode(text[start : start + chunk])  # raises, listing the unknown characters
+            out[start : start + len(part)] = torch.from_numpy(ids)
+        return out
+
 
 def read_text(path: Path) -> str:
     """The file as UTF-8 text, with clear errors for a missing, empty or non-UTF-8 file."""
@@ -61,13 +83,16 @@ def read_text(path: Path) -> str:
         )
     try:
         text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err.strerror or err}); check its permissions, or pass another "
+                        f"file with `--data.init_args.path FILE`") from None
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it first, e.g. "
             f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8.txt`"
         ) from None
     if not text:
-        raise ValueError(f"{path} is empty: a language model needs some text to learn from")
+        raise DataError(f"{path} is empty: a language model needs some text to learn from")
     return text
 
 
@@ -77,7 +102,10 @@ def keep_batch(batch):
 
 
 class RandomWindows(Dataset):
-    """`block_size + 1` characters starting anywhere: input is the first block_size, target the last."""
+    """`block_size + 1` characters starting anywhere: input is the first block_size, target the last.
+
+    `ids` may be any integer type (the corpus is kept compact); windows come out as int64, as embeddings need.
+    """
 
     def __init__(self, ids: torch.Tensor, block_size: int):
         self.ids, self.block_size = ids, block_size
@@ -86,7 +114,7 @@ class RandomWindows(Dataset):
         return len(self.ids) - self.block_size
 
     def __getitem__(self, i: int):
-        chunk = self.ids[i : i + self.block_size + 1]
+        chunk = self.ids[i : i + self.block_size + 1].long()
         return chunk[:-1], chunk[1:]
 
     def starts(self, indices) -> torch.Tensor:
@@ -95,7 +123,7 @@ class RandomWindows(Dataset):
     def __getitems__(self, indices: list[int]):
         """A whole batch in one gather (one kernel on a GPU, rather than one slice per window)."""
         offsets = torch.arange(self.block_size + 1, device=self.ids.device)
-        chunks = self.ids[self.starts(indices)[:, None] + offsets]
+        chunks = self.ids[self.starts(indices)[:, None] + offsets].long()
         return chunks[:, :-1], chunks[:, 1:]
 
 
@@ -186,7 +214,8 @@ class CharTextDataModule(pl.LightningDataModule):
             return
         text = read_text(self.path)
         self.vocab = CharVocab.from_text(text)
-        ids = torch.tensor(self.vocab.encode(text), dtype=torch.long)
+        ids = self.vocab.encode_tensor(text)
+        del text
         n_val = int(len(ids) * self.val_fraction)
         train_ids, val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
         for name, part in (("training", train_ids), ("validation", val_ids)):
@@ -198,6 +227,14 @@ class CharTextDataModule(pl.LightningDataModule):
         if self.device_data and self.trainer is not None:
             train_ids, val_ids = (t.to(self.trainer.strategy.root_device) for t in (train_ids, val_ids))
         self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
+
+    def val_prompt(self, max_chars: int = 32) -> str:
+        """The start of the validation text (its first line, at most `max_chars` characters): a prompt that the
+        vocabulary always holds, for samples when a configured prompt has characters this corpus lacks."""
+        self.prepare_vocab()
+        text = self.vocab.decode(self._val.ids[: min(max_chars, len(self._val.ids))].tolist())
+        first_line = text.split("\n", 1)[0]
+        return first_line if first_line.strip() else text
 
     def train_dataloader(self) -> DataLoader:
         n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size

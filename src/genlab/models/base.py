@@ -10,7 +10,15 @@ import pytorch_lightning as pl
 
 from genlab.runtime import CLASS_KEY, eval_mode, flush_denormals, ieee_subnormals
 
-__all__ = ["CLASS_KEY", "GenlabModule", "eval_mode", "flush_denormals", "ieee_subnormals"]
+__all__ = ["CLASS_KEY", "GenlabModule", "check_learning_rates", "eval_mode", "flush_denormals", "ieee_subnormals"]
+
+
+def check_learning_rates(allow_zero: bool = False, **rates: float) -> None:
+    """A learning rate <= 0 (or NaN) would train nothing or climb the loss: refuse it when the model is built.
+    `allow_zero` for a model of several networks, where a rate of 0 freezes one of them on purpose."""
+    for name, value in rates.items():
+        if not (float(value) >= 0 if allow_zero else float(value) > 0):
+            raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value} (e.g. {name} 1e-3)")
 
 
 class GenlabModule(pl.LightningModule):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
 
 from genlab.metrics.classifier import DATASETS
-from genlab.models.base import GenlabModule
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.classifier import ClassifierNet
 
 
@@ -69,6 +69,7 @@ class Classifier(GenlabModule):
         super().__init__()
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        check_learning_rates(lr=lr)
         self.save_hyperparameters()
         self.net = ClassifierNet(width=width, feature_dim=feature_dim, dropout=dropout)
 

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.models.base import GenlabModule
+from genlab.callbacks.guards import NonFiniteLossError as FiniteLossGuardError
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.dcgan import Discriminator, Generator, dcgan_init
 from genlab.runtime import eval_mode
 
@@ -48,8 +49,9 @@ def generator_loss(fake_logit: Tensor, kind: str = "non_saturating") -> Tensor:
     raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {kind!r}")
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised when a GAN loss becomes NaN or inf: training stops before the bad state can be saved."""
+class NonFiniteLossError(FiniteLossGuardError):
+    """A GAN loss became NaN or inf (the guard's error, so genlab says it in one line): training stops before
+    the bad state can be saved."""
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -121,6 +123,7 @@ class DCGAN(GenlabModule):
         super().__init__()
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {g_loss!r}")
+        check_learning_rates(allow_zero=True, g_lr=g_lr, d_lr=d_lr)  # 0 freezes one network
         if g_extra_layers < 0:
             raise ValueError(f"g_extra_layers must be >= 0, got {g_extra_layers}")
         if d_steps < 1 or g_steps < 1:
@@ -339,7 +342,9 @@ class DCGAN(GenlabModule):
     def on_train_epoch_end(self) -> None:
         """The grid from the fixed noise vector, so that epochs can be compared image by image."""
         from genlab.callbacks import log_image
+        from genlab.callbacks.reporting import never_fatal
         from genlab.figures.gan import square_grid
 
-        log_image(self.trainer, "samples_fixed_noise", square_grid(self.generate(self.fixed_z)),
-                  caption=f"epoch {self.current_epoch}, fixed noise")
+        with never_fatal(self, "fixed-noise sample grids"):  # a picture must not cost the run
+            log_image(self.trainer, "samples_fixed_noise", square_grid(self.generate(self.fixed_z)),
+                      caption=f"epoch {self.current_epoch}, fixed noise")

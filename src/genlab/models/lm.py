@@ -13,7 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Timer
 
 from genlab.data.text import CharVocab
-from genlab.models.base import GenlabModule
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.gpt import GPT, GPTConfig
 from genlab.optim import MuonWithAdamW, warmup_cosine
 
@@ -64,6 +64,7 @@ class LanguageModel(GenlabModule):
         super().__init__()
         if lr_decay not in ("auto", "steps", "time", "none"):
             raise ValueError(f"lr_decay must be auto|steps|time|none, got {lr_decay!r}")
+        check_learning_rates(learning_rate=learning_rate)
         if optimizer not in ("adamw", "muon"):
             raise ValueError(f"optimizer must be 'adamw' or 'muon', got {optimizer!r}")
         betas = tuple(float(b) for b in betas)

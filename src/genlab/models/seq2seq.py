@@ -248,13 +248,15 @@ class Translator(GenlabModule):
         if self.trainer.sanity_checking or self.trainer.global_rank != 0:
             return
         from genlab.callbacks.images import log_image, log_table
+        from genlab.callbacks.reporting import never_fatal
 
-        log_table(self.trainer, "examples/translations", ["source", "reference", "hypothesis"],
-                  [list(r[:3]) for r in rows[: self.hparams.n_examples]])
-        source = self.hparams.attention_example or rows[0][0]
-        hyp, weights = self.cross_attention(source)
-        log_image(self.trainer, "attention/cross", attention_figure(source, hyp, weights),
-                  caption=f"{source} -> {hyp}")
+        with never_fatal(self, "translation examples and attention figures"):  # reports must not cost the run
+            log_table(self.trainer, "examples/translations", ["source", "reference", "hypothesis"],
+                      [list(r[:3]) for r in rows[: self.hparams.n_examples]])
+            source = self.hparams.attention_example or rows[0][0]
+            hyp, weights = self.cross_attention(source)
+            log_image(self.trainer, "attention/cross", attention_figure(source, hyp, weights),
+                      caption=f"{source} -> {hyp}")
 
     def on_test_epoch_start(self) -> None:
         self._outputs["test"] = []

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genlab.models.base import GenlabModule
+from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.vae import LOG_2PI, bernoulli_nll, build_networks, gaussian_kl, gaussian_log_prob
 from genlab.optim import make_scheduler
 from genlab.runtime import eval_mode
@@ -75,6 +75,9 @@ class VAE(GenlabModule):
         hidden, channels = [int(h) for h in hidden], [int(c) for c in channels]
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0 (the KL term's weight; 1 = the ELBO), got {beta}")
+        check_learning_rates(lr=lr)
         if schedule not in ("onecycle", "cosine", "constant"):
             raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
         self.save_hyperparameters()
@@ -217,13 +220,15 @@ class VAE(GenlabModule):
             self._val_store = {}
             return
         from genlab.callbacks import log_image
+        from genlab.callbacks.reporting import never_fatal
         from genlab.figures.vae import make_figures
 
         store = {k: torch.cat(v) for k, v in self._val_store.items()}
         self._val_store = {}
-        figs = make_figures(self, store["x"], store["y_x"], store["mu"], store["y"], split="validation")
-        for key, (image, caption) in figs.items():
-            log_image(self.trainer, key, image, caption=f"epoch {self.current_epoch}: {caption}")
+        with never_fatal(self, "VAE figures"):  # figures only report: a failure must not cost the run
+            figs = make_figures(self, store["x"], store["y_x"], store["mu"], store["y"], split="validation")
+            for key, (image, caption) in figs.items():
+                log_image(self.trainer, key, image, caption=f"epoch {self.current_epoch}: {caption}")
         import matplotlib.pyplot as plt
 
         plt.close("all")

@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--kid-subsets must be at least 1, got {args.kid_subsets}")
     if args.floor and args.dataset is None:
         args.dataset = "mnist"
+    from genlab.tools.checks import ToolArgumentError, output_file, torch_device
+
+    try:  # before minutes of sampling and scoring
+        device = torch_device(args.device)
+        if args.out:
+            output_file(args.out)
+    except ToolArgumentError as err:
+        print(f"genlab evaluate: error: {err}", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -60,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     from genlab.metrics.classifier import ClassifierWeightsError
     from genlab.metrics.quality import SampleQuality, draw_samples
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     value_range = (0, 1) if args.value_range == "0,1" else (-1, 1)
     t0 = time.perf_counter()
     timings = {}

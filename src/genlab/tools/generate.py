@@ -36,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_generate_parser()
     args = parser.parse_args(argv)
     from genlab.nets.gpt import check_sampling_args
+    from genlab.tools.checks import ToolArgumentError, torch_device
 
     try:
-        check_sampling_args(args.max_new_tokens, min(args.temperature), args.top_k, args.top_p)
+        for t in args.temperature:  # each one: min() would pass over a NaN
+            check_sampling_args(args.max_new_tokens, t, args.top_k, args.top_p)
+        if not args.prompt:
+            raise ToolArgumentError("--prompt is empty; give at least one character, e.g. --prompt $'\\n'")
+        torch_device(args.device)
     except ValueError as err:
-        parser.error(str(err))
+        print(f"genlab generate: error: {err}", file=sys.stderr)
+        return 2
     from genlab.checkpoints import CheckpointError, load_module
     from genlab.models.lm import LanguageModel
 

@@ -17,6 +17,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
+    from genlab.tools.checks import ToolArgumentError, output_file
+
+    try:
+        output_file(args.out)
+    except ToolArgumentError as err:
+        print(f"genlab sample: error: {err}", file=sys.stderr)
+        return 2
 
     from torchvision.utils import save_image
 

@@ -38,8 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_index is not None and (args.cls_from is not None or args.cls_to is not None):
         parser.error("give the interpolation's ends either as classes (--from/--to) or as images "
                      "(--from-index/--to-index), not both")
-    if args.scatter_images < 1:
-        parser.error("--scatter-images must be >= 1")
+    if args.scatter_images < 1:  # before any loading: the scatter needs at least one image
+        print(f"genlab vae-figures: error: --scatter-images must be >= 1, got {args.scatter_images}", file=sys.stderr)
+        return 2
+    from genlab.tools.checks import ToolArgumentError, output_folder
+
+    try:
+        output_folder(args.out)
+    except ToolArgumentError as err:
+        print(f"genlab vae-figures: error: {err}", file=sys.stderr)
+        return 2
 
     import torch
 

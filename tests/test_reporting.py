@@ -1,0 +1,105 @@
+"""Reporting callbacks (samples, figures, quality) never cost a run: they warn once and training goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.cli import main
+
+LOWERCASE = "the quick brown fox jumps over the lazy dog.\nand then it sleeps in the sun all day long.\n" * 40
+
+
+def fit_lm(root: str, corpus: Path, *extra: str) -> int:
+    return main(["fit", "--model", "genlab.models.lm.LanguageModel", "--model.n_layer", "1", "--model.n_head", "2",
+                 "--model.n_embd", "16", "--model.block_size", "16", "--model.warmup_steps", "1",
+                 "--data", "genlab.data.CharTextDataModule", "--data.path", str(corpus), "--data.block_size", "16",
+                 "--data.batch_size", "8", "--data.train_samples_per_epoch", "32",
+                 "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "2", "--trainer.logger", "false",
+                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", root,
+                 "--trainer.callbacks", "genlab.callbacks.text_samples.TextSamplesCallback",
+                 "--trainer.callbacks.prompt", "ROMEO:", "--trainer.callbacks.max_new_tokens", "8",
+                 "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best", *extra])
+
+
+def test_an_lm_on_a_corpus_lacking_the_prompts_letters_samples_from_validation_text_and_finishes(recwarn):
+    corpus = Path("lower.txt")
+    corpus.write_text(LOWERCASE, encoding="utf-8")
+    assert fit_lm("runs/lm", corpus) == 0
+    assert torch.load("runs/lm/checkpoints/last.ckpt", weights_only=True)["global_step"] == 8
+    assert Path("runs/lm/checkpoints/best.ckpt").is_file()
+    table = Path("runs/lm/figures/samples/text.md").read_text()
+    assert "ROMEO" not in table and table.count("| 1.0 |") == 1
+    said = [str(w.message) for w in recwarn if "sample prompt" in str(w.message)]
+    assert len(said) == 1 and "'R'" in said[0] and "validation text" in said[0]
+
+
+def test_a_report_that_fails_warns_once_and_training_goes_on(recwarn):
+    corpus = Path("lower.txt")
+    corpus.write_text(LOWERCASE, encoding="utf-8")
+    Path("runs/broken").mkdir(parents=True)
+    Path("runs/broken/figures").write_text("a file where the figures folder should be")
+    assert fit_lm("runs/broken", corpus, "--trainer.callbacks.prompt", "the") == 0
+    assert torch.load("runs/broken/checkpoints/last.ckpt", weights_only=True)["global_step"] == 8
+    said = [str(w.message) for w in recwarn if "failed, training goes on" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("text samples failed") and "\n" not in said[0]
+
+
+@pytest.mark.parametrize("hook", ["on_validation_epoch_end", "on_train_epoch_end"])
+def test_sample_quality_failures_do_not_stop_training(hook, recwarn):
+    from genlab.callbacks.sample_quality import SampleQualityCallback
+
+    class Trainer:
+        sanity_checking, current_epoch, world_size, global_rank = False, 0, 1, 0
+
+        class state:
+            fn = "fit"
+
+    class Broken(torch.nn.Module):  # a module whose sampling fails
+        @property
+        def device(self):
+            raise RuntimeError("no samples today")
+
+    callback = SampleQualityCallback(n_samples=4)
+    getattr(callback, hook)(Trainer(), Broken())
+    getattr(callback, hook)(Trainer(), Broken())
+    said = [str(w.message) for w in recwarn if "failed, training goes on" in str(w.message)]
+    assert len(said) == 1 and "no samples today" in said[0]
+
+
+def test_text_is_held_as_a_compact_integer_tensor_and_batches_come_out_as_long_ids():
+    from genlab.data.text import CharTextDataModule
+
+    text = "héllo wörld, " * 50 + "\n" + "".join(map(chr, range(0x400, 0x400 + 300)))  # 300+ characters
+    Path("small.txt").write_text(text[:650], encoding="utf-8")
+    Path("wide.txt").write_text(text, encoding="utf-8")
+    small = CharTextDataModule(path="small.txt", block_size=8, batch_size=4)
+    small.setup()
+    assert small._train.ids.dtype == torch.uint8
+    x, y = next(iter(small.train_dataloader()))
+    assert x.dtype == y.dtype == torch.long and x.shape == (4, 8)
+    assert torch.equal(x[0, 1:], y[0, :-1])
+    ids = torch.cat([small._train.ids, small._val.ids]).long()
+    assert ids.tolist() == small.vocab.encode(text[:650])
+    assert small.val_prompt() == text[:650][len(small._train.ids):][:32].split("\n")[0]
+    wide = CharTextDataModule(path="wide.txt", block_size=8, batch_size=4)
+    wide.setup()
+    assert wide.vocab.size > 256 and wide._train.ids.dtype == torch.int16
+    assert torch.cat([wide._train.ids, wide._val.ids]).long().tolist() == wide.vocab.encode(text)
+    assert next(iter(wide.val_dataloader()))[0].dtype == torch.long
+
+
+def test_shipped_lm_configs_validate_in_steps_about_every_four_default_epochs(repo, data_root):
+    import yaml
+
+    from genlab.data.text import DEFAULT_TEXT
+
+    config = yaml.safe_load((repo / "configs" / "lm_shakespeare.yaml").read_text())
+    trainer, data = config["trainer"], config["data"]["init_args"]
+    assert trainer["check_val_every_n_epoch"] is None  # steps, so a corpus of any size validates in the budget
+    chars = len((data_root / DEFAULT_TEXT).read_text(encoding="utf-8"))
+    train_chars = chars - int(chars * 0.1)
+    steps_per_epoch = (train_chars // data["block_size"]) // data["batch_size"]
+    assert trainer["val_check_interval"] == 4 * steps_per_epoch
