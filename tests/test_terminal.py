@@ -142,6 +142,7 @@ def test_make_demo_in_a_terminal_leaves_the_repository_clean(tmp_path):
                  "--model.init_args.val_iwae_images 0 --model.init_args.grid_size 5",
                  f"PYTHON={sys.executable}", f"BIN={Path(sys.executable).parent}"], tmp_path, timeout=400)
     assert (root / "figures" / "latent_grid.png").is_file(), screen[-2000:]
+    assert (root / "figures" / "latent_explorer.html").is_file(), "make demo writes the explorer beside the pictures"
     assert str(root / "figures") in screen.replace("\r\n", "").replace("\n", "")
     after = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
     assert after == before, f"make demo changed the repository:\n{after}"
