@@ -245,3 +245,20 @@ def test_missing_data_set_is_one_message_not_a_traceback(repo, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "MNIST not found" in err and "GENLAB_DATA_DIR" in err
+
+
+def test_an_override_config_alone_brings_its_base(repo, capsys):
+    """`-c configs/vae_fashion_mnist.yaml` alone means `-c configs/vae_mnist.yaml -c configs/vae_fashion_mnist.yaml`."""
+    import yaml
+
+    resolved = {}
+    for args in (["-c", str(repo / "configs/vae_fashion_mnist.yaml")],
+                 ["-c", str(repo / "configs/vae_mnist.yaml"), "-c", str(repo / "configs/vae_fashion_mnist.yaml")]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", *args, "--print_config"])
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 0, err
+        resolved[len(args)] = {k: v for k, v in yaml.safe_load(out).items() if k != "config"}
+    assert resolved[2] == resolved[4]
+    assert resolved[2]["model"]["class_path"] == "genlab.models.vae.VAE"
+    assert resolved[2]["data"]["class_path"] == "genlab.data.FashionMNISTDataModule"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -97,6 +98,8 @@ class GenlabCLI(LightningCLI):
     """
 
     def __init__(self, args: list[str] | None = None, **kwargs):
+        if args is None or isinstance(args, (list, tuple)):
+            args = with_bases(list(sys.argv[1:] if args is None else args))
         flush_denormals()  # before torch starts its worker threads, which inherit the setting
         quiet_third_party()
         warnings.formatwarning = short_warning
@@ -252,6 +255,45 @@ class GenlabCLI(LightningCLI):
 def _plain(value):
     """A value as the checkpoint stores it (lists, not tuples), for comparing it with the config's."""
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+_OVERRIDE_HEADER = re.compile(r"# Override of (?:\S*/)?(\S+\.yaml)")
+
+
+def _base_of(path: Path) -> Path | None:
+    """The base config an override file names on its first line ("# Override of configs/X.yaml"), in its folder."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            match = _OVERRIDE_HEADER.match(file.readline())
+    except OSError:  # not a readable file: the parser says so
+        return None
+    return path.parent / match.group(1) if match else None
+
+
+def with_bases(args: list[str]) -> list[str]:
+    """Put each override file's base config before it unless it was given: `-c configs/vae_fashion_mnist.yaml`
+    alone then means `-c configs/vae_mnist.yaml -c configs/vae_fashion_mnist.yaml`."""
+    out: list[str] = []
+    given: set[Path] = set()
+    i = 0
+    while i < len(args):
+        flag, value = args[i], None
+        if flag in ("-c", "--config") and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        elif flag.startswith("--config="):
+            flag, value, i = "--config", flag.partition("=")[2], i + 1
+        else:
+            out.append(flag)
+            i += 1
+            continue
+        path = Path(value)
+        base = _base_of(path)
+        if base is not None and base.resolve() not in given:
+            out += [flag, str(base)]
+            given.add(base.resolve())
+        out += [flag, value]
+        given.add(path.resolve())
+    return out
 
 
 def _model_class(config):
