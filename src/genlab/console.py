@@ -106,9 +106,14 @@ def explain_instantiation_error(err: BaseException) -> str:
     return " ".join(str(inner).split()) or type(inner).__name__
 
 
+def class_of(class_path: str):
+    """The class a config's class_path names, from modules already imported (by the parser), or None."""
+    module, _, name = str(class_path).rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
+
+
 def _class_parameters(class_path: str) -> list[str]:
-    module, _, name = class_path.rpartition(".")
-    cls = getattr(sys.modules.get(module), name, None)
+    cls = class_of(class_path)
     if cls is None:
         return []
     names = []

@@ -20,6 +20,7 @@ from genlab.callbacks.summary import RunSummary
 from genlab.checkpoint_io import AtomicCheckpointIO
 from genlab.checkpoints import CheckpointError, read_checkpoint
 from genlab.console import (
+    class_of,
     end_of_run_report,
     explain_instantiation_error,
     explain_parse_error,
@@ -148,12 +149,11 @@ class GenlabCLI(LightningCLI):
         # broken or unsafe checkpoint is refused with one line (unless the user opted out with --weights_only false)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
         ckpt = config.get("ckpt_path")
-        if ckpt and Path(ckpt).is_file() and config.get("weights_only") is not False:
-            read_checkpoint(ckpt)
         if ckpt and Path(ckpt).is_file():
-            self._check_checkpoint_hparams(ckpt, config)
+            loaded = read_checkpoint(ckpt) if config.get("weights_only") is not False else None
+            self._check_checkpoint_hparams(ckpt, config, loaded)
 
-    def _check_checkpoint_hparams(self, ckpt: str, config) -> None:
+    def _check_checkpoint_hparams(self, ckpt: str, config, loaded: dict | None = None) -> None:
         """LightningCLI then parses the checkpoint's hyper-parameters over the config: refuse a class outside genlab
         (parsing would import its module) and hyper-parameters that do not parse, in one line each, and name the
         values that replace the config's and the command line's."""
@@ -161,7 +161,9 @@ class GenlabCLI(LightningCLI):
 
         import torch
 
-        hparams = dict(torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters") or {})
+        if loaded is None:  # not read yet (the user turned the safety check off): its hyper-parameters only
+            loaded = torch.load(ckpt, map_location="cpu", weights_only=True)
+        hparams = dict(loaded.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         class_path = hparams.get("_class_path")
         chosen = str(getattr(config.model, "class_path", "") or "")
@@ -298,7 +300,7 @@ def with_bases(args: list[str]) -> list[str]:
 
 def _model_class(config):
     """The model class a parsed config names (already imported by the parser), or None."""
-    return _class_of(getattr(config.model, "class_path", ""))
+    return class_of(getattr(config.model, "class_path", ""))
 
 
 def share_data_settings(config) -> None:
@@ -306,7 +308,7 @@ def share_data_settings(config) -> None:
     module's class (dataset). The model's value is filled in when it is left at its default; a model value set to
     something else is an error, not a silent mismatch."""
     model_args, data_args = getattr(config.model, "init_args", None), getattr(config.data, "init_args", None)
-    model_cls, data_cls = _model_class(config), _class_of(getattr(config.data, "class_path", ""))
+    model_cls, data_cls = _model_class(config), class_of(getattr(config.data, "class_path", ""))
     if model_args is None or model_cls is None:
         return
     shared = {}
@@ -325,11 +327,6 @@ def share_data_settings(config) -> None:
                 f"model.init_args.{key} is {model_args[key]!r} but the data gives {value!r}: set it once, in the "
                 f"data's config (the model takes it from there)"
             )
-
-
-def _class_of(class_path: str):
-    module, _, name = str(class_path).rpartition(".")
-    return getattr(sys.modules.get(module), name, None)
 
 
 def resolve_auto_settings(config) -> None:
