@@ -2,7 +2,7 @@
 
     python scripts/bench_dcgan.py [--epochs N] [--dataset mnist|fashion_mnist]
 
-Trains `configs/dcgan_<dataset>.yaml` in-process through `genlab fit` (W&B offline unless a key is set), loads the
+Trains `configs/dcgan_<dataset>.yaml` in-process as `genlab fit` does (genlab.launch) (W&B offline unless a key is set), loads the
 run's last.ckpt exactly as `genlab sample`/`genlab evaluate` would, and scores `model.sample(10000, seed)` with
 genlab.metrics.SampleQuality. Writes the sample grid and the full metrics next to the report
 (reports/dcgan/) and prints, as its LAST line, one JSON object with the keys epochs, wall_s, train_images_per_s,
@@ -104,17 +104,17 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
 
-    from genlab.cli import main as genlab_main
+    from genlab import launch
 
-    fit_args = ["fit", *[a for c in configs for a in ("-c", str(c))], "--trainer.default_root_dir", str(root)]
+    overrides = ["--trainer.default_root_dir", str(root)]
     if args.epochs is not None:
-        fit_args += ["--trainer.max_epochs", str(args.epochs)]
+        overrides += ["--trainer.max_epochs", str(args.epochs)]
     if args.max_minutes:
-        total = int(args.max_minutes * 60)
-        fit_args += ["--trainer.max_time", f"00:{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"]
+        overrides += ["--trainer.max_time", launch.max_time(args.max_minutes)]
     if args.precision:
-        fit_args += ["--trainer.precision", args.precision]
-    fit_args += args.overrides
+        overrides += ["--trainer.precision", args.precision]
+    overrides += args.overrides
+    fit_args = ["fit", *launch.arguments(configs, overrides)]
 
     summary = root / "summary.json"
     if args.plot_only:
@@ -126,12 +126,8 @@ def main(argv=None) -> int:
         if root.exists():
             shutil.rmtree(root)  # a fresh run, not a resumed one
         print("genlab " + " ".join(fit_args), flush=True)
-        argv0, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI gets its arguments from fit_args alone
         start = time.perf_counter()
-        try:
-            genlab_main(fit_args)
-        finally:
-            sys.argv = argv0
+        launch.fit(configs, overrides)  # `genlab fit` in this process
         wall_s = time.perf_counter() - start
 
     from torchvision.utils import save_image

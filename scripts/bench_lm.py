@@ -3,8 +3,8 @@
     python scripts/bench_lm.py [--minutes 15] [--config configs/lm_shakespeare.yaml] [--threads 2]
         [--accelerator auto] [--precision auto] [--max-steps N]
 
-Steps: (1) measure this machine's matmul peak (GFLOP/s) in the training precision, (2) train with Lightning's
-`max_time` = the budget (no validation inside the budget; the learning rate follows the clock down to its floor
+Steps: (1) measure this machine's matmul peak (GFLOP/s) in the training precision, (2) train as `genlab fit -c
+CONFIG` does (genlab.launch) with Lightning's `max_time` = the budget (no validation inside the budget; the learning rate follows the clock down to its floor
 at the end), (3) validation loss over the WHOLE validation split, (4) generation speed with and without the KV
 cache at a 256-token context (a 128-character prompt continued by 128 characters, so the context grows to
 256; greedy, both paths must give the same text), (5) samples at temperatures 0.5, 1.0, 1.5.
@@ -14,7 +14,6 @@ The LAST line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -53,12 +52,6 @@ def matmul_peak_gflops(dtype: torch.dtype, n: int | None = None, seconds: float 
     return best
 
 
-def instantiate(spec: dict, **overrides):
-    module, _, name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**{**(spec.get("init_args") or {}), **overrides})
-
-
 def generation_speed(lm, prompt: str, new_tokens: int, use_cache: bool, threads: int) -> tuple[float, str]:
     """Greedy tokens per second, on `threads` CPU threads, after a warm-up."""
     before = torch.get_num_threads()
@@ -94,7 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimizer steps (default: the config's max_steps, else none); "
                         "--minutes still caps the time")
-    p.add_argument("--root", default="runs/bench_lm", help="run folder: metrics.csv, bench.ckpt, bench.json")
+    p.add_argument("--root", default="runs/bench_lm", help="run folder: the genlab run (checkpoints/, summary.json) plus bench.ckpt, bench.json")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override model init_args (tuning probes), e.g. n_embd=256 learning_rate=2e-3; "
                         "data.batch_size=64 for the data module")
@@ -110,17 +103,16 @@ def main(argv=None) -> int:
         os.environ["GENLAB_DATA_DIR"] = str(shared)
 
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger
 
-    config = yaml.safe_load(Path(args.config).read_text())
-    model_over, data_over = {}, {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        target = data_over if key.startswith("data.") else model_over
-        target[key.removeprefix("data.")] = parse_value(value)
-    tcfg = config.get("trainer") or {}
+    from genlab import launch
     from genlab.hardware import device_kind, hardware_fields, resolve_precision
 
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        group = "data" if key.startswith("data.") else "model"
+        overrides[f"{group}.init_args.{key.removeprefix('data.')}"] = parse_value(value)
+    tcfg = yaml.safe_load(Path(args.config).read_text()).get("trainer") or {}
     device = "cuda" if device_kind(args.accelerator) == "cuda" else "cpu"
     precision, reason = resolve_precision(str(args.precision or tcfg.get("precision") or "32-true"), args.accelerator)
     max_steps = args.max_steps if args.max_steps is not None else (tcfg.get("max_steps") or -1)
@@ -131,20 +123,16 @@ def main(argv=None) -> int:
     print(f"matmul peak on {device}: fp32 {peak_fp32:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s; training in "
           f"{precision} ({reason})", flush=True)
 
-    pl.seed_everything(config.get("seed_everything", 0))
-    data = instantiate(config["data"], **data_over)
-    model_over.setdefault("block_size", data.block_size)  # stated once, in the data (as `genlab fit` does)
-    lm = instantiate(config["model"], **model_over)
     root = Path(args.root)
-    trainer = pl.Trainer(
-        default_root_dir=str(root), max_time={"seconds": args.minutes * 60}, max_epochs=-1, max_steps=max_steps,
-        precision=precision, gradient_clip_val=tcfg.get("gradient_clip_val"),
-        limit_val_batches=0,  # no validation inside the budget; measured once after training
-        logger=CSVLogger(str(root), name="", version=""), log_every_n_steps=tcfg.get("log_every_n_steps", 50),
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=True,
-        accelerator=args.accelerator, devices=1,
-    )
-    trainer.fit(lm, datamodule=data)
+    # `genlab fit` on the config, with the budget and without validation inside it (measured once afterwards)
+    run = launch.fit([args.config], {
+        **overrides,
+        "trainer.default_root_dir": str(root), "trainer.max_time": launch.max_time(args.minutes),
+        "trainer.max_steps": max_steps, "trainer.precision": precision, "trainer.accelerator": args.accelerator,
+        "trainer.devices": 1, "trainer.limit_val_batches": 0, "trainer.enable_progress_bar": False,
+        "checkpoint.save_top_k": 0, "overwrite_run": True,  # no best.ckpt without validation; last.ckpt is kept
+    })
+    trainer, lm, data = run.trainer, run.model, run.datamodule
     from pytorch_lightning.callbacks import Timer
 
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))

@@ -13,7 +13,6 @@ train_tokens_per_s counts source + target characters (with BOS/EOS) of the train
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -26,12 +25,6 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def instantiate(spec: dict, **overrides):
-    module, _, name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**{**(spec.get("init_args") or {}), **overrides})
 
 
 def decode_speed(model, sources: list[str], use_cache: bool) -> tuple[float, list[str]]:
@@ -50,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=str(REPO / "configs" / "seq2seq_dates.yaml"))
     p.add_argument("--minutes", type=float, default=None, help="training budget (default: the config's max_time)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--root", default="runs/bench_seq2seq", help="run folder: metrics.csv, bench.ckpt, bench.json")
+    p.add_argument("--root", default="runs/bench_seq2seq", help="run folder: the genlab run (checkpoints/, summary.json) plus bench.ckpt, bench.json")
     p.add_argument("--figures", default=None, help="folder for the cross-attention picture (default: the run folder)")
     p.add_argument("--decode-sentences", type=int, default=200, help="test sources timed for decoding speed")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -63,36 +56,26 @@ def main(argv=None) -> int:
 
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import Timer
-    from pytorch_lightning.loggers import CSVLogger
 
+    from genlab import launch
     from genlab.callbacks.images import save_figure
-    from genlab.hardware import hardware_fields, resolve_precision
+    from genlab.hardware import hardware_fields
     from genlab.models.seq2seq import attention_figure
 
-    config = yaml.safe_load(Path(args.config).read_text())
-    model_over, data_over = {}, {}
+    overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        target = data_over if key.startswith("data.") else model_over
-        target[key.removeprefix("data.")] = yaml.safe_load(value)
-    tcfg = config.get("trainer") or {}
+        group = "data" if key.startswith("data.") else "model"
+        overrides[f"{group}.init_args.{key.removeprefix('data.')}"] = yaml.safe_load(value)
     if args.minutes is not None:
-        max_time = {"seconds": args.minutes * 60}
-    else:
-        h, m, s = (int(x) for x in tcfg["max_time"].split(":")[1:])
-        max_time = {"seconds": h * 3600 + m * 60 + s}
-    pl.seed_everything(config.get("seed_everything", 0))
-    data = instantiate(config["data"], **data_over)
-    model = instantiate(config["model"], **model_over)
+        overrides["trainer.max_time"] = launch.max_time(args.minutes)
     root = Path(args.root)
-    precision = resolve_precision(tcfg.get("precision", "auto"), "cpu")[0]  # the rule `genlab fit` applies
-    trainer = pl.Trainer(
-        default_root_dir=str(root), max_time=max_time, max_epochs=-1, precision=precision,
-        gradient_clip_val=tcfg.get("gradient_clip_val"), check_val_every_n_epoch=tcfg.get("check_val_every_n_epoch", 1),
-        logger=CSVLogger(str(root), name="", version=""), log_every_n_steps=tcfg.get("log_every_n_steps", 50),
-        enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu", devices=1,
-    )
-    trainer.fit(model, datamodule=data)
+    run = launch.fit([args.config], {  # `genlab fit -c CONFIG` on the CPU, into the bench's run folder
+        **overrides, "trainer.default_root_dir": str(root), "trainer.accelerator": "cpu", "trainer.devices": 1,
+        "trainer.enable_progress_bar": False, "overwrite_run": True,
+    })
+    trainer, model, data = run.trainer, run.model, run.datamodule
+    precision = str(trainer.precision)
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
     wall = timer.time_elapsed("train")
     steps = trainer.global_step

@@ -194,18 +194,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. genlab: the default config through genlab's LightningCLI (W&B logger, offline without a key; checkpoints,
     #    per-epoch pictures), exactly what `genlab fit -c configs/vae_mnist.yaml` runs, plus a timing callback.
+    from genlab import launch
     from genlab.hardware import hardware_fields
-    from genlab.lightning_cli import GenlabCLI
-    from genlab.loggers import finish_wandb_run
 
     binarize = args.pixels == "binarized"
-    cli = GenlabCLI(
-        args=["-c", args.config, "--trainer.max_epochs", str(epochs), "--data.init_args.pixels", args.pixels,
-              "--trainer.default_root_dir", root_dir, "--trainer.enable_progress_bar", "false"]
+    run = launch.build(
+        [args.config],
+        ["--trainer.max_epochs", str(epochs), "--data.init_args.pixels", args.pixels,
+         "--trainer.default_root_dir", root_dir, "--trainer.enable_progress_bar", "false"]
         + (["--trainer.limit_train_batches", str(args.limit_train_batches)] if args.limit_train_batches else []),
-        run=False,
     )
-    trainer, model, dm = cli.trainer, cli.model, cli.datamodule
+    trainer, model, dm = run.trainer, run.model, run.datamodule
     dm.setup("fit")
     steps_per_epoch = len(dm.split("train")) // dm.batch_size
     plain_steps = max(1, int(round(args.plain_fraction * steps_per_epoch)))
@@ -216,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     timer, plain_timing = timing_callbacks(plain, plain_steps)
     trainer.callbacks.extend([timer, plain_timing])
     t0 = time.perf_counter()
-    try:
-        trainer.fit(model, datamodule=dm)
-    finally:
-        finish_wandb_run()
+    run.fit()
     wall = time.perf_counter() - t0 - plain_timing.seconds  # genlab's fit alone
     images_per_s = timer.images / timer.seconds
     plain_images_per_s = plain_timing.steps * dm.batch_size / plain_timing.seconds

@@ -2,7 +2,7 @@
 
     python scripts/gan_gradient_study.py [--g-steps 150] [--train-limit 12800]
 
-Trains the DCGAN of configs/dcgan_mnist.yaml (its model settings; fp32; no EMA, no FID callback) for the same
+Trains configs/dcgan_mnist.yaml through genlab.launch (fp32; no EMA, no FID callback) for the same
 FIXED number of generator steps in four settings: g_loss {saturating, non_saturating} x {default D, over-strong D}
 (over-strong: 5 D steps per G step, D 1.0 wide, no label smoothing), all from the same seed. Every step it records
 the model's own `train/g_grad_norm` and `train/d_fake_after` (D(G(z)) after D's update) and whether the model's
@@ -23,20 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STRONG = {"d_steps": 5, "d_width": 1.0, "real_label": 1.0}
 
 
-def model_args() -> dict:
-    import yaml
-
-    cfg = yaml.safe_load((ROOT / "configs" / "dcgan_mnist.yaml").read_text())
-    args = dict(cfg["model"]["init_args"])
-    args.update(g_ema_decay=0.0, channels_last=False)
-    return args
-
-
 def run(g_loss: str, strong: bool, g_steps: int, train_limit: int, patience: int, seed: int = 0) -> dict:
     import pytorch_lightning as pl
 
-    from genlab.data import MNISTDataModule
-    from genlab.models.dcgan import DCGAN
+    from genlab import launch
+    from genlab.callbacks.sample_quality import SampleQualityCallback
 
     class Record(pl.Callback):
         def __init__(self):
@@ -47,21 +38,25 @@ def run(g_loss: str, strong: bool, g_steps: int, train_limit: int, patience: int
             self.norm.append(float(m["train/g_grad_norm"]))
             self.d_fake.append(float(m["train/d_fake_after"]))
 
-    pl.seed_everything(seed, verbose=False)
-    kw = {**model_args(), **(STRONG if strong else {}), "g_loss": g_loss, "d_strong_patience": patience}
-    model = DCGAN(**kw)
-    data = MNISTDataModule(batch_size=64, val_size=0, seed=seed)
-    record = Record()
-    per_batch = kw["d_steps"] + kw["g_steps"]
+    model = {"g_ema_decay": 0.0, "channels_last": False, **(STRONG if strong else {}), "g_loss": g_loss,
+             "d_strong_patience": patience}
+    per_batch = (STRONG["d_steps"] if strong else 1) + 1
     root = ROOT / "runs" / "gan_gradient_study" / f"{g_loss}_{'strong' if strong else 'default'}"
-    trainer = pl.Trainer(default_root_dir=str(root), max_steps=g_steps * per_batch, limit_train_batches=max(1, train_limit // 64),
-                         precision="32-true", accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[record])
+    record = Record()
+    built = launch.build([ROOT / "configs" / "dcgan_mnist.yaml"], {
+        **{f"model.init_args.{k}": v for k, v in model.items()},
+        "seed_everything": seed, "data.init_args.seed": seed,
+        "trainer.default_root_dir": str(root), "trainer.max_steps": g_steps * per_batch,
+        "trainer.limit_train_batches": max(1, train_limit // 64), "trainer.precision": "32-true",
+        "trainer.accelerator": "cpu", "trainer.devices": 1, "trainer.logger": False,
+        "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False, "checkpoint.save_top_k": 0,
+    }, callbacks=[record])
+    # the per-step records are the study; per-epoch FID would only cost time
+    built.trainer.callbacks[:] = [c for c in built.trainer.callbacks if not isinstance(c, SampleQualityCallback)]
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer.fit(model, datamodule=data)
+        built.fit()
     warned = any("discriminator too strong" in str(w.message) for w in caught)
     return {"norm": record.norm, "d_fake": record.d_fake, "warned": warned, "wall_s": time.perf_counter() - start}
 

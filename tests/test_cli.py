@@ -262,3 +262,20 @@ def test_an_override_config_alone_brings_its_base(repo, capsys):
     assert resolved[2] == resolved[4]
     assert resolved[2]["model"]["class_path"] == "genlab.models.vae.VAE"
     assert resolved[2]["data"]["class_path"] == "genlab.data.FashionMNISTDataModule"
+    assert resolved[2]["model"]["init_args"]["dataset"] == "fashion_mnist"  # what the model will get, not its default
+
+
+def test_print_config_shows_the_values_the_model_takes_from_the_data(repo, capsys):
+    import yaml
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "-c", str(repo / "configs/dcgan_fashion_mnist.yaml"), "--print_config=skip_null"])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 0, err
+    config = yaml.safe_load(out)
+    assert config["model"]["init_args"]["dataset"] == "fashion_mnist"
+    assert "null" not in out  # the flag was applied
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "-c", str(repo / "configs/lm_shakespeare.yaml"), "--data.init_args.block_size", "64", "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["init_args"]["block_size"] == config["data"]["init_args"]["block_size"] == 64

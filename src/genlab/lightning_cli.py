@@ -98,7 +98,8 @@ class GenlabCLI(LightningCLI):
     last.ckpt, so `--ckpt_path last` resumes), figures/, config.yaml, summary.json. W&B's files go to ./wandb.
     """
 
-    def __init__(self, args: list[str] | None = None, **kwargs):
+    def __init__(self, args: list[str] | None = None, extra_callbacks=(), **kwargs):
+        self._extra_callbacks = list(extra_callbacks)  # a benchmark's timers, added to the config's callbacks
         if args is None or isinstance(args, (list, tuple)):
             args = with_bases(list(sys.argv[1:] if args is None else args))
         flush_denormals()  # before torch starts its worker threads, which inherit the setting
@@ -140,11 +141,18 @@ class GenlabCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         from jsonargparse import ArgumentError
 
+        args, print_options = _without_print_config(args)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as err:  # parser_kwargs' exit_on_error=False brings config mistakes here
             sys.stderr.write(f"genlab: {explain_parse_error(str(err), parser)}\n")
             raise SystemExit(2) from None
+        if print_options is not None:  # printed here, after genlab's own settings, so it shows what will run
+            subcommand = self.config.get("subcommand")
+            config = self.config[subcommand] if subcommand else self.config
+            share_data_settings(config)
+            sys.stdout.write(self._parser(subcommand).dump(config, skip_validation=True, **print_options))
+            raise SystemExit(0)
         # LightningCLI reads --ckpt_path's hyper-parameters right after parsing: check the file first, so that a
         # broken or unsafe checkpoint is refused with one line (unless the user opted out with --weights_only false)
         config = self.config.get(self.config.get("subcommand") or "", self.config)
@@ -249,6 +257,7 @@ class GenlabCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(FiniteLossGuard())
+        trainer.callbacks.extend(self._extra_callbacks)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own CheckpointIO plugin is kept
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
@@ -296,6 +305,26 @@ def with_bases(args: list[str]) -> list[str]:
         out += [flag, value]
         given.add(path.resolve())
     return out
+
+
+def _without_print_config(args):
+    """`--print_config[=flags]` taken out of the arguments: (the rest, jsonargparse's dump options, or None).
+    jsonargparse would print during parsing, before the model takes block_size and the data set from the data."""
+    if args is None or isinstance(args, dict) or not any(str(a).startswith("--print_config") for a in args):
+        return args, None
+    names = {"skip_default": "skip_default", "skip_unset": "skip_unset", "skip_null": "skip_unset",
+             "comments": "with_comments"}  # jsonargparse's flags
+    rest, options = [], {"skip_unset": False}
+    for arg in args:
+        flag, _, value = str(arg).partition("=")
+        if flag != "--print_config":
+            rest.append(arg)
+            continue
+        for option in filter(None, value.split(",")):
+            if option not in names:
+                raise ConfigError(f"--print_config takes {', '.join(names)} (comma-separated), got {option!r}")
+            options[names[option]] = True
+    return rest, options
 
 
 def _model_class(config):

@@ -1,0 +1,80 @@
+"""Start a run from Python exactly as the `genlab fit` command does: config files + overrides -> a trained (or
+ready) trainer, model and data module.
+
+Benchmarks, studies and tests go through here, so a figure they print comes from the code path a user runs:
+the same config composition (an override file brings its base), `precision: auto`, run folder, checkpoints,
+W&B (offline without a key) and run summary.
+
+    from genlab import launch
+    run = launch.fit(["configs/lm_shakespeare.yaml"], {"trainer.max_time": "00:00:05:00"})
+    run.trainer.global_step, run.model, run.datamodule
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Overrides = Mapping[str, Any] | Sequence[str]
+
+
+@dataclass
+class Run:
+    trainer: Any
+    model: Any
+    datamodule: Any
+
+    def fit(self) -> Run:
+        """Train a run from `build` (its W&B run, if any, is closed afterwards, as the command does)."""
+        from genlab.loggers import finish_wandb_run
+
+        try:
+            self.trainer.fit(self.model, datamodule=self.datamodule)
+        finally:
+            finish_wandb_run()
+        return self
+
+
+def arguments(configs: Iterable[str | Path], overrides: Overrides = ()) -> list[str]:
+    """`-c A -c B --key value ...`: a mapping's values are written as the command line takes them (true, null,
+    [1, 2]); a sequence is passed as it is (already `--key value` pairs)."""
+    args = [arg for config in configs for arg in ("-c", str(config))]
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    else:
+        args += [str(arg) for arg in overrides]
+    return args
+
+
+def max_time(minutes: float) -> str:
+    """A wall-clock budget as Lightning's `max_time` string, DD:HH:MM:SS (whole seconds, at least one)."""
+    seconds = max(1, round(minutes * 60))
+    return f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _cli(args: list[str], callbacks: Sequence, run: bool):
+    from genlab.lightning_cli import USER_ERRORS, GenlabCLI
+
+    try:
+        return GenlabCLI(args=args, extra_callbacks=callbacks, run=run)
+    except USER_ERRORS as err:  # the same one line `genlab fit` prints, without its traceback
+        raise SystemExit(f"genlab: {err}") from None
+
+
+def fit(configs: Iterable[str | Path], overrides: Overrides = (), callbacks: Sequence = ()) -> Run:
+    """Train as `genlab fit -c CONFIG... --key value...` (plus `callbacks`, e.g. a benchmark's timer) in this
+    process; returns the trained run. A run folder that holds a run is refused as by the command: pass
+    `{"overwrite_run": True}` to start afresh."""
+    cli = _cli(["fit", *arguments(configs, overrides)], callbacks, run=True)
+    return Run(cli.trainer, cli.model, cli.datamodule)
+
+
+def build(configs: Iterable[str | Path], overrides: Overrides = (), callbacks: Sequence = ()) -> Run:
+    """The trainer, model and data module `fit` would train, built but not trained: change what a study needs,
+    then `run.fit()`. Unlike the command, it neither refuses an occupied run folder nor writes config.yaml."""
+    cli = _cli(arguments(configs, overrides), callbacks, run=False)
+    return Run(cli.trainer, cli.model, cli.datamodule)
