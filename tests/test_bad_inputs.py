@@ -174,3 +174,29 @@ def test_a_truncated_mnist_file_is_named_as_truncated_not_missing(tmp_path, data
     images.write_bytes(images.read_bytes()[:100_000])
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte is truncated or corrupt .*delete it and re-download"):
         load_images("mnist", "test", tmp_path / "copy")
+
+
+def test_a_tools_input_errors_are_one_line_and_its_bugs_keep_their_traceback(capsys):
+    """genlab.tools.checks.says_input_errors, the one place every tool's input errors become `genlab X: error:`."""
+    from genlab.checkpoints import CheckpointError
+    from genlab.tools.checks import argument, says_input_errors
+
+    @says_input_errors("demo")
+    def tool(argv):
+        kind = argv[0]
+        if kind == "checkpoint":
+            raise CheckpointError("runs/x.ckpt is damaged; use runs/best.ckpt")
+        if kind == "value":
+            with argument("--prompt"):
+                raise ValueError("unknown character '€'")
+        if kind == "bug":
+            raise ValueError("a bug, not the user's input")
+        return 0
+
+    assert tool(["checkpoint"]) == 2
+    assert genlab_lines(capsys) == ["genlab demo: error: runs/x.ckpt is damaged; use runs/best.ckpt"]
+    assert tool(["value"]) == 2
+    assert genlab_lines(capsys) == ["genlab demo: error: --prompt: unknown character '€'"]
+    with pytest.raises(ValueError, match="a bug"):  # not turned into a user's error
+        tool(["bug"])
+    assert tool(["fine"]) == 0

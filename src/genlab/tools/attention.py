@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from genlab.tools.checks import argument, says_input_errors
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -29,25 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@says_input_errors("attention")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from genlab.callbacks.images import save_figure
-    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.checkpoints import load_module
     from genlab.figures.lm import ATTENTION_TEXT, attention_figure, text_attention
     from genlab.models.lm import LanguageModel
 
     text = ATTENTION_TEXT if args.text is None else args.text
-    try:
-        model = load_module(args.ckpt, expected=LanguageModel)
-    except CheckpointError as err:
-        print(f"genlab attention: error: {err}", file=sys.stderr)
-        return 2
+    model = load_module(args.ckpt, expected=LanguageModel)
     model.to(args.device)
-    try:
+    with argument("--text"):
         weights = text_attention(model, text)
-    except ValueError as err:
-        print(f"genlab attention: error: --text: {err}", file=sys.stderr)
-        return 2
     cfg = model.config
     title = (f"attention of {args.ckpt} ({cfg.n_layer} layers x {cfg.n_head} heads, {cfg.positional} positions): "
              "row = query, column = key; each row sums to 1")

@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from genlab.tools.checks import ToolArgumentError, argument, output_file, says_input_errors, torch_device
+
 DATASETS = ("mnist", "fashion_mnist")  # = genlab.metrics.classifier.DATASETS (not imported: --help stays fast)
 
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@says_input_errors("evaluate")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,26 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--kid-subsets must be at least 1, got {args.kid_subsets}")
     if args.floor and args.dataset is None:
         args.dataset = "mnist"
-    from genlab.tools.checks import ToolArgumentError, output_file, torch_device
-
-    try:  # before minutes of sampling and scoring
-        device = torch_device(args.device)
-        if args.out:
-            output_file(args.out)
-    except ToolArgumentError as err:
-        print(f"genlab evaluate: error: {err}", file=sys.stderr)
-        return 2
+    device = torch_device(args.device)  # before minutes of sampling and scoring
+    if args.out:
+        output_file(args.out)
 
     import torch
 
-    from genlab.checkpoints import CheckpointError, load_module
-    from genlab.metrics.classifier import ClassifierWeightsError
+    from genlab.checkpoints import load_module
     from genlab.metrics.quality import SampleQuality, draw_samples
 
     value_range = (0, 1) if args.value_range == "0,1" else (-1, 1)
     t0 = time.perf_counter()
     timings = {}
-    try:
+    with argument():
         if args.floor:
             sq = SampleQuality(args.dataset, device=device, root=args.data_root, kid_subsets=args.kid_subsets)
             result = sq.floor(args.n)
@@ -80,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = load_module(args.ckpt)
             if not callable(getattr(model, "sample", None)):
-                print(f"genlab evaluate: {args.ckpt} holds a {type(model).__name__}, which has no sample(n, seed) "
-                      "method; evaluate needs an image model (VAE, DCGAN)", file=sys.stderr)
-                return 2
+                raise ToolArgumentError(f"{args.ckpt} holds a {type(model).__name__}, which has no sample(n, seed) "
+                                        "method; evaluate needs an image model (VAE, DCGAN)")
             model_dataset = dict(getattr(model, "hparams", {})).get("dataset")
             dataset = args.dataset or model_dataset or "mnist"
             if args.dataset and model_dataset and args.dataset != model_dataset:
@@ -97,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             result = sq.evaluate(images, value_range)
             timings["seconds_metrics"] = round(time.perf_counter() - t, 2)
             label = f"{args.n} samples of {type(model).__name__} ({args.ckpt}, seed {args.seed}) vs the 10,000 {dataset} test images"
-    except (CheckpointError, ClassifierWeightsError, ValueError) as err:
-        print(f"genlab evaluate: {err}", file=sys.stderr)
-        return 2
     result.update(timings)
     result["seconds"] = round(time.perf_counter() - t0, 2)
 

@@ -7,7 +7,10 @@ import json
 import time
 from pathlib import Path
 
+from genlab.tools.checks import ToolArgumentError, says_input_errors
 
+
+@says_input_errors("export-classifier")
 def main(argv: list[str] | None = None) -> int:
     """`python scripts/export_classifier.py --ckpt CKPT --dataset mnist [--out PATH]`.
 
@@ -25,19 +28,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.checkpoints import load_module
     from genlab.data import load_images
     from genlab.metrics.classifier import accuracy, export_weights, weights_path
     from genlab.models.classifier import Classifier
 
-    try:
-        module = load_module(args.ckpt, expected=Classifier)
-    except CheckpointError as err:
-        print(f"export_classifier: {err}", flush=True)
-        return 2
+    module = load_module(args.ckpt, expected=Classifier)
     if module.hparams.dataset != args.dataset:
-        print(f"export_classifier: {args.ckpt} was trained on {module.hparams.dataset!r}, not {args.dataset!r}")
-        return 2
+        raise ToolArgumentError(f"{args.ckpt} was trained on {module.hparams.dataset!r}, not {args.dataset!r}: "
+                                f"pass --dataset {module.hparams.dataset}")
     torch.set_grad_enabled(False)
     x, y = load_images(args.dataset, "test", args.data_root)
     t0 = time.perf_counter()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from genlab.tools.checks import ToolArgumentError, argument, says_input_errors, torch_device
 
 
 def _build_generate_parser() -> argparse.ArgumentParser:
@@ -32,34 +33,24 @@ def _build_generate_parser() -> argparse.ArgumentParser:
     return p
 
 
+@says_input_errors("generate")
 def main(argv: list[str] | None = None) -> int:
     parser = _build_generate_parser()
     args = parser.parse_args(argv)
     from genlab.nets.gpt import check_sampling_args
-    from genlab.tools.checks import ToolArgumentError, torch_device
 
-    try:
+    with argument():
         for t in args.temperature:  # each one: min() would pass over a NaN
             check_sampling_args(args.max_new_tokens, t, args.top_k, args.top_p)
-        if not args.prompt:
-            raise ToolArgumentError("--prompt is empty; give at least one character, e.g. --prompt $'\\n'")
-        torch_device(args.device)
-    except ValueError as err:
-        print(f"genlab generate: error: {err}", file=sys.stderr)
-        return 2
-    from genlab.checkpoints import CheckpointError, load_module
+    if not args.prompt:
+        raise ToolArgumentError("--prompt is empty; give at least one character, e.g. --prompt $'\\n'")
+    torch_device(args.device)
+    from genlab.checkpoints import load_module
     from genlab.models.lm import LanguageModel
 
-    try:
-        model = load_module(args.ckpt, expected=LanguageModel)
-    except CheckpointError as err:
-        print(f"genlab generate: error: {err}", file=sys.stderr)
-        return 2
-    try:
+    model = load_module(args.ckpt, expected=LanguageModel)
+    with argument("--prompt"):
         model.encode(args.prompt)
-    except ValueError as err:
-        print(f"genlab generate: error: --prompt: {err}", file=sys.stderr)
-        return 2
     model.to(args.device)
     if args.show_distribution:
         from genlab.callbacks.images import save_figure

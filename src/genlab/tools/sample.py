@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
+
+from genlab.tools.checks import ToolArgumentError, output_file, says_input_errors
 
 
-def main(argv: list[str]) -> int:
+@says_input_errors("sample")
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genlab sample", description=__doc__)
     parser.add_argument("--ckpt", required=True, help="a VAE or DCGAN checkpoint (.ckpt)")
     parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
@@ -17,27 +19,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
-    from genlab.tools.checks import ToolArgumentError, output_file
-
-    try:
-        output_file(args.out)
-    except ToolArgumentError as err:
-        print(f"genlab sample: error: {err}", file=sys.stderr)
-        return 2
+    output_file(args.out)
 
     from torchvision.utils import save_image
 
-    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.checkpoints import load_module
 
-    try:
-        model = load_module(args.ckpt)
-    except CheckpointError as err:
-        print(f"genlab sample: {err}", file=sys.stderr)
-        return 2
+    model = load_module(args.ckpt)
     if not hasattr(model, "sample"):
-        print(f"genlab sample: {args.ckpt} holds a {type(model).__name__}, which does not generate images",
-              file=sys.stderr)
-        return 2
+        raise ToolArgumentError(f"{args.ckpt} holds a {type(model).__name__}, which does not generate images")
     images = model.sample(args.n, seed=args.seed)
     save_image(images, args.out, nrow=args.nrow or math.ceil(math.sqrt(args.n)), padding=2)
     print(f"wrote {args.n} samples from {args.ckpt} to {args.out}")

@@ -10,6 +10,8 @@ import argparse
 import math
 import sys
 
+from genlab.tools.checks import argument, says_input_errors
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -50,25 +52,19 @@ def check_args(parser: argparse.ArgumentParser, args) -> None:
         parser.error("--top-k/--top-p restrict sampling; give a --temperature > 0 too")
 
 
+@says_input_errors("translate")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
 
-    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.checkpoints import load_module
     from genlab.models.seq2seq import Translator
 
-    try:
-        model = load_module(args.ckpt, expected=Translator)
-    except CheckpointError as err:
-        print(f"genlab translate: error: {err}", file=sys.stderr)
-        return 2
-    try:
+    model = load_module(args.ckpt, expected=Translator)
+    with argument():
         outputs = model.translate(args.text, args.beam, args.temperature, args.top_k, args.top_p, args.seed,
                                   use_cache=not args.no_cache)
-    except ValueError as err:
-        print(f"genlab translate: error: {err}", file=sys.stderr)
-        return 2
     for text, out in zip(args.text, outputs, strict=True):
         print(f"{text}\t{out}")
     if args.attention:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from genlab.tools.checks import ToolArgumentError, argument, output_folder, says_input_errors
 
+
+@says_input_errors("vae-figures")
 def main(argv: list[str] | None = None) -> int:
     """Render the five pictures of a VAE checkpoint into a folder (PNG files named by their keys) and the latent
     explorer (latent_explorer.html)."""
@@ -39,29 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the interpolation's ends either as classes (--from/--to) or as images "
                      "(--from-index/--to-index), not both")
     if args.scatter_images < 1:  # before any loading: the scatter needs at least one image
-        print(f"genlab vae-figures: error: --scatter-images must be >= 1, got {args.scatter_images}", file=sys.stderr)
-        return 2
-    from genlab.tools.checks import ToolArgumentError, output_folder
-
-    try:
-        output_folder(args.out)
-    except ToolArgumentError as err:
-        print(f"genlab vae-figures: error: {err}", file=sys.stderr)
-        return 2
+        raise ToolArgumentError(f"--scatter-images must be >= 1, got {args.scatter_images}")
+    output_folder(args.out)
 
     import torch
 
     from genlab.callbacks import save_figure
-    from genlab.checkpoints import CheckpointError, load_module
+    from genlab.checkpoints import load_module
     from genlab.data import class_index, load_images
     from genlab.figures.vae import encode_means, explorer_page, make_figures
     from genlab.models.vae import VAE
 
-    try:
-        model = load_module(args.ckpt, expected=VAE)
-    except CheckpointError as err:
-        print(f"genlab vae-figures: error: {err}", file=sys.stderr)
-        return 2
+    model = load_module(args.ckpt, expected=VAE)
     if args.grid_size is not None:
         if args.grid_size < 1:
             parser.error("--grid-size must be >= 1")
@@ -72,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 class_index(dataset, args.cls_to if args.cls_to is not None else str(model.hparams.interpolate_to)))
     except ValueError as err:
         parser.error(str(err))
-    try:
+    with argument():
         if args.pixels == "binarized":  # the data module's fixed binarization of the test set
             from genlab.data import FashionMNISTDataModule, MNISTDataModule
 
@@ -81,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
             x, y = test.x, test.y
         else:
             x, y = load_images(dataset, "test", args.data_root)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"genlab vae-figures: error: {err}", file=sys.stderr)
-        return 2
     x, y = x[: args.scatter_images], y[: args.scatter_images]
     indices = None
     if args.from_index is not None:
