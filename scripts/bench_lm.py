@@ -123,6 +123,17 @@ def main(argv=None) -> int:
     print(f"matmul peak on {device}: fp32 {peak_fp32:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s; training in "
           f"{precision} ({reason})", flush=True)
 
+    class FirstStep(pl.Callback):
+        """Seconds from the start of training to the end of its first step: where torch.compile pays its cost."""
+
+        def on_train_start(self, trainer, pl_module):
+            self.start, self.seconds = time.perf_counter(), None
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if self.seconds is None:
+                self.seconds = time.perf_counter() - self.start
+
+    first = FirstStep()
     root = Path(args.root)
     # `genlab fit` on the config, with the budget and without validation inside it (measured once afterwards)
     run = launch.fit([args.config], {
@@ -131,7 +142,7 @@ def main(argv=None) -> int:
         "trainer.max_steps": max_steps, "trainer.precision": precision, "trainer.accelerator": args.accelerator,
         "trainer.devices": 1, "trainer.limit_val_batches": 0, "trainer.enable_progress_bar": False,
         "checkpoint.save_top_k": 0, "overwrite_run": True,  # no best.ckpt without validation; last.ckpt is kept
-    })
+    }, callbacks=[first])
     trainer, lm, data = run.trainer, run.model, run.datamodule
     from pytorch_lightning.callbacks import Timer
 
@@ -175,6 +186,8 @@ def main(argv=None) -> int:
         "gen_tokens_per_s_by_threads": {f"{'cache' if c else 'nocache'}_{t}": round(v[0], 1)
                                         for (c, t), v in gen.items()},
         "precision": precision,
+        "compile": bool(lm.hparams.get("compile", False)),
+        "first_step_s": round(first.seconds, 2) if first.seconds is not None else None,
         "device": device,
         **hardware_fields(),
         "max_steps": max_steps,

@@ -233,6 +233,26 @@ def tiny_trainer(tmp: Path, **kwargs) -> pl.Trainer:
     return pl.Trainer(**{**defaults, **kwargs})
 
 
+@pytest.mark.slow  # about 20 s of compilation on 2 CPU cores
+def test_compile_switch_trains_the_same_weights_and_keeps_the_checkpoint_keys(tmp_path):
+    """compile: true runs the training forward through torch.compile: the same losses as eager mode (within
+    float tolerance), the same checkpoint keys, and eager validation."""
+    weights, losses = {}, {}
+    for compile_ in (False, True):
+        pl.seed_everything(0)
+        lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=3e-3, warmup_steps=1,
+                           compile=compile_)
+        trainer = tiny_trainer(tmp_path / str(compile_), max_steps=3, limit_val_batches=1, val_check_interval=3)
+        trainer.fit(lm, datamodule=tiny_data(tmp_path))
+        assert (lm._compiled_forward is not None) == compile_
+        weights[compile_] = lm.state_dict()
+        losses[compile_] = trainer.callback_metrics["val/loss"].item()
+    assert weights[True].keys() == weights[False].keys()
+    for key, value in weights[False].items():
+        torch.testing.assert_close(weights[True][key], value, rtol=1e-3, atol=1e-4)
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
 def test_bf16_mixed_trains_on_cpu(tmp_path):
     pl.seed_everything(0)
     lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=3e-3, warmup_steps=1)

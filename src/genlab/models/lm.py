@@ -38,6 +38,10 @@ class LanguageModel(GenlabModule):
         sample_prompt: the prompt of the sample-text callback.
         fast_dropout: on a CPU, draw dropout masks from random bytes (genlab.nets.fast_dropout), same maths as
             nn.Dropout at a lower cost; False: nn.Dropout.
+        compile: run the training step's forward (and so its backward) through torch.compile. It costs a
+            compilation at the start and pays only where the fused kernels beat eager mode by more than that
+            (measured in reports/lm: `python scripts/bench_lm.py --set compile=true`); validation, sampling
+            and generation stay eager, so their varying shapes never recompile.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class LanguageModel(GenlabModule):
         attn_dropout: float | None = None,
         optimizer: str = "adamw",
         fast_dropout: bool = True,
+        compile: bool = False,
     ):
         super().__init__()
         if lr_decay not in ("auto", "steps", "time", "none"):
@@ -78,6 +83,7 @@ class LanguageModel(GenlabModule):
             self._build(vocab)
         self._last_batch_time: float | None = None
         self._decay = None  # ("steps", total) or ("time", timer)
+        self._compiled_forward = None  # a function, not a module: the checkpoint's keys stay those of self.model
 
     # --- model and vocabulary
 
@@ -182,9 +188,16 @@ class LanguageModel(GenlabModule):
                 group["lr"] = lr
         self._lr = lr
 
+    def _train_forward(self):
+        if not self.hparams.get("compile", False):
+            return self.model
+        if self._compiled_forward is None:
+            self._compiled_forward = torch.compile(self.model.forward)
+        return self._compiled_forward
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        _, loss = self.model(x, y)
+        _, loss = self._train_forward()(x, y)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self._lr)
         now = time.perf_counter()
