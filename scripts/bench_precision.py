@@ -53,8 +53,8 @@ def main() -> None:
 
     import pytorch_lightning as pl
 
+    from genlab import launch
     from genlab.hardware import hardware_fields
-    from genlab.lightning_cli import GenlabCLI
 
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
@@ -77,15 +77,14 @@ def main() -> None:
         for precision in args.precisions:
             timer = StepTimer()
             root = ["--trainer.default_root_dir", f"{args.root}/{name}"] if args.root else []
-            cli = GenlabCLI(args=["-c", config, *(TINY.get(name, []) if args.tiny else []), *root,
-                                  "--trainer.precision", precision, "--trainer.accelerator", args.accelerator,
-                                  "--trainer.devices", "1", "--trainer.logger", "false",
-                                  "--trainer.enable_progress_bar", "false",
-                                  "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "-1",
-                                  "--trainer.max_time", "null",
-                                  "--trainer.max_steps", str(args.steps + args.warmup)], run=False)
-            cli.trainer.callbacks.append(timer)
-            cli.trainer.fit(cli.model, cli.datamodule)
+            run = launch.build([config], [*(TINY.get(name, []) if args.tiny else []), *root,
+                                          "--trainer.precision", precision, "--trainer.accelerator", args.accelerator,
+                                          "--trainer.devices", "1", "--trainer.logger", "false",
+                                          "--trainer.enable_progress_bar", "false",
+                                          "--trainer.limit_val_batches", "0", "--trainer.max_epochs", "-1",
+                                          "--trainer.max_time", "null",
+                                          "--trainer.max_steps", str(args.steps + args.warmup)], callbacks=[timer])
+            run.fit()
             timed = timer.times[args.warmup:]
             results[name][precision] = round(statistics.median(timed), 5) if timed else None
             print(f"{name:28s} {precision:10s} {results[name][precision]} s/step", flush=True)
