@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU path of genlab in one call: prints one JSON line per part and writes reports/gpu/<part>.json.
 #
-#   scripts/gpu_check.sh [--dry-run] [--out DIR] [--parts "tests lm dcgan vae precision"]
+#   scripts/gpu_check.sh [--dry-run] [--out DIR] [--parts "tests lm lm_compile dcgan vae precision"]
 #                        [--lm-minutes 4] [--dcgan-minutes 1]
 #
 # Parts (each a command anyone can rerun; its full output goes to <out>/logs/<part>.log):
@@ -10,6 +10,8 @@
 #   lm         scripts/bench_lm.py on configs/lm_shakespeare_gpu.yaml to its end (5000 steps, capped by
 #              --lm-minutes): steps, wall, tokens/s, MFU against the measured matmul peak, validation loss
 #              (anchor: nanoGPT's shakespeare-char reaches 1.4697 in about 3 minutes on an A100)
+#   lm_compile the same config with model.init_args.compile=true for 1000 steps: tokens/s against the lm part's,
+#              and first_step_s, the compilation's cost (torch.compile stays off by default until this pays)
 #   dcgan      scripts/bench_dcgan.py, the default DCGAN for --dcgan-minutes under 16-mixed and under bf16-mixed:
 #              images/s, FID / floor, class shares (parts dcgan_16-mixed, dcgan_bf16-mixed)
 #   vae        scripts/bench_vae.py, the default VAE's 30 epochs: images/s, test neg ELBO
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.." || exit 2
 PY=${PYTHON:-python}
 DRY=0
 OUT=""
-PARTS="tests lm dcgan vae precision"
+PARTS="tests lm lm_compile dcgan vae precision"
 LM_MINUTES=4
 DCGAN_MINUTES=1
 while [ $# -gt 0 ]; do
@@ -42,8 +44,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 for part in $PARTS; do
-    case "$part" in tests|lm|dcgan|vae|precision) ;;
-        *) echo "gpu_check.sh: unknown part '$part' (parts: tests lm dcgan vae precision)" >&2; exit 2 ;;
+    case "$part" in tests|lm|lm_compile|dcgan|vae|precision) ;;
+        *) echo "gpu_check.sh: unknown part '$part' (parts: tests lm lm_compile dcgan vae precision)" >&2; exit 2 ;;
     esac
 done
 
@@ -116,6 +118,15 @@ for part in $PARTS; do
         else
             run lm "$anchor" "$PY" scripts/bench_lm.py --config configs/lm_shakespeare_gpu.yaml --accelerator gpu \
                 --minutes "$LM_MINUTES" --root "$RUNS/lm"
+        fi ;;
+    lm_compile)
+        if [ "$DRY" = 1 ]; then
+            run lm_compile '{}' "$PY" scripts/bench_lm.py --config configs/lm_shakespeare_gpu.yaml --accelerator cpu \
+                --max-steps 3 --minutes 1 --root "$RUNS/lm_compile" --set n_layer=1 n_head=2 n_embd=32 \
+                data.block_size=32 data.batch_size=8 data.num_workers=0 compile=true
+        else
+            run lm_compile '{}' "$PY" scripts/bench_lm.py --config configs/lm_shakespeare_gpu.yaml --accelerator gpu \
+                --max-steps 1000 --minutes 2 --root "$RUNS/lm_compile" --set compile=true
         fi ;;
     dcgan)
         for precision in 16-mixed bf16-mixed; do

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ["tests", "lm", "dcgan_16-mixed", "dcgan_bf16-mixed", "vae", "precision"]
+PARTS = ["tests", "lm", "lm_compile", "dcgan_16-mixed", "dcgan_bf16-mixed", "vae", "precision"]
 pytestmark = pytest.mark.slow
 
 
@@ -34,6 +34,7 @@ def test_gpu_check_dry_run(tmp_path):
     by_part = {row["part"]: row for row in rows}
     assert by_part["tests"]["skipped"] > 0 and by_part["tests"].get("failed", 0) == 0  # no CUDA: skipped, with reason
     assert by_part["lm"]["steps"] == 5 and by_part["lm"]["cache_matches_nocache"]
+    assert by_part["lm_compile"]["compile"] and not by_part["lm"]["compile"] and by_part["lm_compile"]["steps"] == 3
     assert by_part["vae"]["test_neg_elbo"] > 0 and by_part["dcgan_bf16-mixed"]["fid_over_floor"] > 0
     assert set(by_part["precision"]["dcgan_mnist"]) == {"32-true", "bf16-mixed"}
     assert {p: p.stat().st_mtime for p in reports} == before, "a dry run must not write reports/gpu"
