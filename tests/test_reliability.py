@@ -151,6 +151,8 @@ def test_sigterm_saves_the_state_and_exits_143():
 
 def test_sigint_saves_the_state_and_exits_non_zero():
     handler = signal.getsignal(signal.SIGINT)
+    # Ctrl+C as in a terminal: a shell's background job (nohup, `&`) starts with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as stop:
             fit("runs/i", "--trainer.max_epochs", "3", "--trainer.callbacks", "tiny_models.SignalAtStep",
