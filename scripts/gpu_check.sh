@@ -16,7 +16,8 @@
 #              images/s, FID / floor, class shares (parts dcgan_16-mixed, dcgan_bf16-mixed)
 #   vae        scripts/bench_vae.py, the default VAE's 30 epochs: images/s, test neg ELBO
 #   precision  scripts/bench_precision.py: seconds per step of every config under each precision
-# Budget on one modern GPU: under 8 minutes with the defaults (an estimate until it has run on one).
+# Budget on one modern GPU: about 10 minutes with the defaults (an estimate until it has run on one; --parts
+# "tests lm dcgan vae" and --lm-minutes 3 should keep it under 8).
 #
 # --dry-run: the same parts on the CPU with tiny sizes (a few minutes on 2 cores), written to a temporary folder
 # (or --out), never to reports/; CI runs it (tests/test_gpu_check.py) so that this script cannot rot.
