@@ -103,3 +103,25 @@ def test_shipped_lm_configs_validate_in_steps_about_every_four_default_epochs(re
     train_chars = chars - int(chars * 0.1)
     steps_per_epoch = (train_chars // data["block_size"]) // data["batch_size"]
     assert trainer["val_check_interval"] == 4 * steps_per_epoch
+
+
+def test_summary_history_has_no_stale_validation_points():
+    """A validation in the middle of an epoch is recorded at its step; the epoch's end must not record the same,
+    stale values again at a later step (curves showed flat steps that no validation measured), nor a validation
+    the quality figures of an earlier evaluation, while a group that is fresh (sample quality computed at the
+    epoch's end) is recorded where it was computed."""
+    from types import SimpleNamespace
+
+    from genlab.callbacks.summary import RunSummary
+
+    summary = RunSummary()
+    trainer = SimpleNamespace(sanity_checking=False, global_step=100, callback_metrics={"val/loss": 2.0})
+    summary.on_validation_epoch_end(trainer, None)
+    trainer.global_step, trainer.callback_metrics = 123, {"val/loss": 2.0, "quality/fid": 5.0}  # epoch ends
+    summary.on_train_epoch_end(trainer, None)
+    trainer.global_step, trainer.callback_metrics = 200, {"val/loss": 1.5, "quality/fid": 5.0}
+    summary.on_validation_epoch_end(trainer, None)
+    trainer.global_step, trainer.callback_metrics = 246, {"val/loss": 1.5, "quality/fid": 4.0}
+    summary.on_train_epoch_end(trainer, None)
+    assert summary.history["val/loss"] == [[100, 2.0], [200, 1.5]]
+    assert summary.history["quality/fid"] == [[123, 5.0], [246, 4.0]]

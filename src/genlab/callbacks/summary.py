@@ -48,12 +48,21 @@ class RunSummary(pl.Callback):
         self.wall_before = 0.0  # seconds spent in earlier segments of this run
         self._start = None
         self._restored = False
+        self._last_group: dict[str, dict[str, float]] = {}  # per prefix, the values recorded last
 
-    def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...] | None) -> None:
-        for key, value in _scalars(trainer.callback_metrics, prefixes).items():
-            points = self.history.setdefault(key, [])
-            if not points or points[-1][0] != trainer.global_step:
-                points.append([trainer.global_step, value])
+    def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...]) -> None:
+        """Append the metrics under each prefix at this step. Lightning keeps a metric in callback_metrics until it
+        is logged again, so a group (all `val/`, all `quality/` values) that is exactly as last recorded is a
+        stale one, e.g. the epoch's end after a mid-epoch validation, and is left out."""
+        for prefix in prefixes:
+            group = _scalars(trainer.callback_metrics, (prefix,))
+            if not group or group == self._last_group.get(prefix):
+                continue
+            self._last_group[prefix] = group
+            for key, value in group.items():
+                points = self.history.setdefault(key, [])
+                if not points or points[-1][0] != trainer.global_step:
+                    points.append([trainer.global_step, value])
 
     def _wall(self) -> float:
         return self.wall_before + (time.perf_counter() - self._start if self._start is not None else 0.0)
