@@ -1,17 +1,17 @@
-"""What weakening an over-strong discriminator does, measured: equal budgets, one knob at a time.
+"""What weakening an over-strong discriminator does, measured: equal wall time, one knob at a time.
 
-    python scripts/discriminator_strength.py [--epochs 1] [--train-limit 20000] [--variants strong ...]
+    python scripts/discriminator_strength.py [--minutes 2.5] [--variants strong ...]
     python scripts/discriminator_strength.py --report-only      # rebuild the report from finished runs
 
-Runs the DCGAN config the study was measured with (configs/dcgan_mnist.yaml pinned by BASE to its 28 November
-values: fp32, G 48, Adam 2e-4, no extra G blocks, so the report stays reproducible as the default config moves), a
-deliberately over-strong discriminator (5 D steps per G step, 4x D's learning rate, no label smoothing), and the
-over-strong one weakened by each knob alone, all with the same number of generator steps. Each run is an ordinary
-`genlab fit` (own W&B run, checkpoints, summary.json) in runs/sweeps/discriminator_strength/<variant>/; finished
-runs are not repeated. The report goes to
+Runs the default DCGAN config (configs/dcgan_mnist.yaml as it is), a deliberately over-strong discriminator (the
+one of scripts/gan_gradient_study.py: 5 D steps per G step, full width, no label smoothing), and the over-strong
+one weakened by each knob alone, each for the same wall-clock budget (`trainer.max_time`), as a user with a fixed
+amount of time would run them: a knob that makes steps dearer (R1's second backward pass, 5 D steps) pays for it
+in generator steps. Each run is an ordinary `genlab fit` (own W&B run, checkpoints, summary.json) in
+runs/sweeps/discriminator_strength/<variant>/; finished runs are not repeated. The report goes to
 reports/discriminator_strength/: results.csv, summary.md, fid.png (FID per variant with the real-data floor),
-d_outputs.png (D(x) and D(G(z)) over training, over-strong next to weakened) and grids.png (final fixed-noise
-samples side by side). The last line printed is one JSON object: {variant: {fid, fid_floor, ...}, ...}.
+d_outputs.png (D(x) and D(G(z)) over training, over-strong next to the best weakened) and grids.png (final
+fixed-noise samples side by side). The last line printed is one JSON object: {variant: {fid, fid_floor, ...}, ...}.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from pathlib import Path
 
 from genlab.sweep import collect, execute
 
-# The default config of 28 November, when the study was run; the current default trains faster, at 4x this lr.
-BASE = {"trainer.precision": "32-true", "model.init_args.g_width": 48, "model.init_args.g_extra_layers": 0,
-        "model.init_args.g_lr": 2e-4, "model.init_args.d_lr": 2e-4, "model.init_args.channels_last": False}
-STRONG = {"model.init_args.d_steps": 5, "model.init_args.d_lr": 8e-4, "model.init_args.real_label": 1.0}
+STRONG = {"model.init_args.d_steps": 5, "model.init_args.d_width": 1.0, "model.init_args.real_label": 1.0}
 VARIANTS = {
     "default": {},
     "strong": STRONG,
@@ -41,7 +38,17 @@ VARIANTS = {
 }
 COMMAND = ["${env}", "genlab", "fit", "-c", "configs/dcgan_mnist.yaml", "${args}"]
 KEYS = ["quality/fid", "quality/fid_floor", "quality/classes_covered", "quality/min_class_share",
-        "quality/max_class_share", "quality/confident_fraction", "train/d_real", "train/d_fake_before", "wall_s"]
+        "quality/max_class_share", "quality/confident_fraction", "train/d_real", "train/d_fake_before", "g_steps",
+        "wall_s"]
+
+
+def g_steps(run_dir: Path, params: dict) -> int | None:
+    """Generator updates made: Lightning's global_step counts every optimizer step, d_steps + g_steps per batch."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    d_steps = params.get("model.init_args.d_steps", 1)
+    return json.loads(path.read_text()).get("global_step", 0) // (d_steps + 1)
 
 
 def report(out: Path, dest: Path) -> dict:
@@ -52,6 +59,8 @@ def report(out: Path, dest: Path) -> dict:
     from torchvision.io import decode_image
 
     rows = {r["run"]: r for r in collect(out)[0]}
+    for name, r in rows.items():
+        r["g_steps"] = g_steps(out / name, VARIANTS.get(name, {}))
     order = [v for v in VARIANTS if v in rows]
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "results.csv", "w", newline="") as f:
@@ -61,15 +70,16 @@ def report(out: Path, dest: Path) -> dict:
         for v in order:
             writer.writerow([v, *[VARIANTS[v].get(k, "") for k in knobs], *[rows[v].get(k, "") for k in KEYS]])
     floor = next((rows[v]["quality/fid_floor"] for v in order if "quality/fid_floor" in rows[v]), None)
-    lines = ["| variant | FID | FID / floor | classes >= 5% | min share | max share | confident | D(x) | D(G(z)) | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | FID | FID / floor | classes >= 5% | min share | max share | confident | D(x) | D(G(z)) "
+             "| G steps | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in order:
         r = rows[v]
         ratio = r["quality/fid"] / r["quality/fid_floor"] if "quality/fid" in r and r.get("quality/fid_floor") else float("nan")
         lines.append(f"| {v} | {r.get('quality/fid', float('nan')):.2f} | {ratio:.1f} | "
                      f"{r.get('quality/classes_covered', float('nan')):.0f} | {r.get('quality/min_class_share', float('nan')):.3f} | "
                      f"{r.get('quality/max_class_share', float('nan')):.3f} | {r.get('quality/confident_fraction', float('nan')):.3f} | "
-                     f"{r.get('train/d_real', float('nan')):.3f} | {r.get('train/d_fake_before', float('nan')):.3f} | {r['wall_s']:.0f} |")
+                     f"{r.get('train/d_real', float('nan')):.3f} | {r.get('train/d_fake_before', float('nan')):.3f} | "
+                     f"{r.get('g_steps') or 0} | {r['wall_s']:.0f} |")
     (dest / "summary.md").write_text("\n".join(lines) + "\n")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -79,7 +89,7 @@ def report(out: Path, dest: Path) -> dict:
         ax.legend()
     ax.set_xticks(range(len(order)), order, rotation=40, ha="right", fontsize=8)
     ax.set_ylabel("FID (genlab classifier features)")
-    ax.set_title("FID after equal generator steps (lower is better)")
+    ax.set_title("FID after equal wall time (lower is better)")
     fig.savefig(dest / "fid.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
@@ -93,7 +103,7 @@ def report(out: Path, dest: Path) -> dict:
                 points = rows[v]["_history"].get(key, [])
                 ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
             ax.set_title(v)
-            ax.set_xlabel("optimizer step")
+            ax.set_xlabel("optimizer step (D and G)")
             ax.legend()
         axes[0][0].set_ylabel("mean D output (probability)")
         fig.savefig(dest / "d_outputs.png", dpi=110, bbox_inches="tight")
@@ -117,15 +127,17 @@ def report(out: Path, dest: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--train-limit", type=int, default=20000, help="training images per epoch")
+    parser.add_argument("--minutes", type=float, default=2.5, help="training wall time per variant")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default="runs/sweeps/discriminator_strength")
     parser.add_argument("--report", default="reports/discriminator_strength")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     out = Path(args.out)
-    budget = {**BASE, "trainer.max_epochs": args.epochs, "data.init_args.train_limit": args.train_limit}
+    if not args.minutes > 0:
+        parser.error(f"--minutes must be > 0, got {args.minutes}")
+    seconds = round(args.minutes * 60)
+    budget = {"trainer.max_time": f"00:00:{seconds // 60:02d}:{seconds % 60:02d}"}
     if not args.report_only:
         jobs = [({**budget, **VARIANTS[v]}, out / v) for v in args.variants]
         execute(COMMAND, jobs)
