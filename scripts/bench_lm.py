@@ -65,17 +65,6 @@ def generation_speed(lm, prompt: str, new_tokens: int, use_cache: bool, threads:
         torch.set_num_threads(before)
 
 
-def parse_value(text: str):
-    """A --set value as YAML, except that "4e-3" is a float (YAML 1.1, hence PyYAML, wants "4.0e-3")."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=15.0, help="training budget in wall-clock minutes (default 15)")
@@ -107,11 +96,7 @@ def main(argv=None) -> int:
     from genlab import launch
     from genlab.hardware import device_kind, hardware_fields, resolve_precision
 
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        group = "data" if key.startswith("data.") else "model"
-        overrides[f"{group}.init_args.{key.removeprefix('data.')}"] = parse_value(value)
+    overrides = launch.init_args(args.set)
     tcfg = yaml.safe_load(Path(args.config).read_text()).get("trainer") or {}
     device = "cuda" if device_kind(args.accelerator) == "cuda" else "cpu"
     precision, reason = resolve_precision(str(args.precision or tcfg.get("precision") or "32-true"), args.accelerator)

@@ -22,7 +22,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: this machine is shared
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,11 +61,7 @@ def main(argv=None) -> int:
     from genlab.hardware import hardware_fields
     from genlab.models.seq2seq import attention_figure
 
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        group = "data" if key.startswith("data.") else "model"
-        overrides[f"{group}.init_args.{key.removeprefix('data.')}"] = yaml.safe_load(value)
+    overrides = launch.init_args(args.set)
     if args.minutes is not None:
         overrides["trainer.max_time"] = launch.max_time(args.minutes)
     root = Path(args.root)

@@ -24,6 +24,10 @@ def test_overrides_are_written_as_the_command_line_takes_them():
     assert args == ["-c", "a.yaml", "-c", "b.yaml", "--trainer.max_epochs", "2", "--trainer.logger", "false",
                     "--model.init_args.betas", "[0.5, 0.9]", "--x", "null", "--y", "s"]
     assert launch.arguments([], ["--a", "1"]) == ["--a", "1"]
+    assert launch.init_args(["n_embd=256", "data.batch_size=64", "learning_rate=4e-3"]) == {
+        "model.init_args.n_embd": "256", "data.init_args.batch_size": "64", "model.init_args.learning_rate": "4e-3"}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        launch.init_args(["n_embd"])
     assert [launch.max_time(m) for m in (15, 0.25, 61.5, 0)] == ["00:00:15:00", "00:00:00:15", "00:01:01:30",
                                                                 "00:00:00:01"]
 

@@ -50,6 +50,19 @@ def arguments(configs: Iterable[str | Path], overrides: Overrides = ()) -> list[
     return args
 
 
+def init_args(items: Iterable[str]) -> dict[str, str]:
+    """A benchmark's `--set KEY=VALUE ...` as overrides: `n_embd=256` sets the model's init_args,
+    `data.batch_size=64` the data module's; values stay text, parsed by the command line as `genlab fit` would."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"genlab: --set takes KEY=VALUE (e.g. n_embd=256 or data.batch_size=64), got {item!r}")
+        group = "data" if key.startswith("data.") else "model"
+        overrides[f"{group}.init_args.{key.removeprefix('data.')}"] = value
+    return overrides
+
+
 def max_time(minutes: float) -> str:
     """A wall-clock budget as Lightning's `max_time` string, DD:HH:MM:SS (whole seconds, at least one)."""
     seconds = max(1, round(minutes * 60))
