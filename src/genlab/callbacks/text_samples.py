@@ -32,25 +32,24 @@ class TextSamplesCallback(pl.Callback):
         self.max_new_tokens, self.seed, self.key = max_new_tokens, seed, key
         self.attention_text, self.attention_key = attention_text, attention_key
         self._attention_skipped = False
+        self._said_fallback = False
         for t in self.temperatures:
             check_sampling_args(max_new_tokens, t, None, None)
 
-    def rows(self, pl_module) -> list[list]:
+    def rows(self, pl_module, datamodule=None) -> list[list]:
         """[temperature, sample] for each temperature, from a LanguageModel (genlab.models.lm)."""
         prompt = self.prompt if self.prompt is not None else pl_module.hparams.sample_prompt
-        return sample_rows(pl_module, self.usable_prompt(pl_module, prompt), self.temperatures,
+        return sample_rows(pl_module, self.usable_prompt(pl_module, prompt, datamodule), self.temperatures,
                            self.max_new_tokens, self.seed)
 
-    def usable_prompt(self, pl_module, prompt: str) -> str:
+    def usable_prompt(self, pl_module, prompt: str, datamodule=None) -> str:
         """`prompt`, or when the vocabulary lacks some of its characters, the start of the validation text."""
         vocab = getattr(pl_module, "vocab", None)
         missing = sorted(set(prompt) - set(vocab.chars)) if vocab is not None else []
         if prompt and not missing:
             return prompt
-        trainer = pl_module._trainer
-        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         fallback = datamodule.val_prompt() if hasattr(datamodule, "val_prompt") else (vocab.chars[:1] if vocab else "")
-        if not getattr(self, "_said_fallback", False):
+        if not self._said_fallback:
             self._said_fallback = True
             why = (f"has characters the corpus lacks ({', '.join(map(repr, missing))})" if missing else "is empty")
             warnings.warn(f"sample prompt {prompt!r} {why}: sampling from {fallback!r}, the start of the validation "
@@ -61,7 +60,8 @@ class TextSamplesCallback(pl.Callback):
         if trainer.sanity_checking or trainer.global_rank != 0:
             return
         with never_fatal(self, "text samples"):
-            self.last_rows = self.rows(pl_module)  # genlab's end-of-run report prints the last ones
+            # genlab's end-of-run report prints the last ones
+            self.last_rows = self.rows(pl_module, getattr(trainer, "datamodule", None))
             log_table(trainer, self.key, ["temperature", "sample"], self.last_rows)
         with never_fatal(self, "attention maps"):
             self.log_attention(trainer, pl_module)
