@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genlab.runtime import eval_mode  # torch only: the one "eval, then the caller's mode back" helper
+
 
 @dataclass
 class GPTConfig:
@@ -234,12 +236,8 @@ class GPT(nn.Module):
     def attention_maps(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, T, vocab], attention weights [n_layer, B, n_head, T, T]) for idx [B, T], in eval mode:
         the same blocks as training, each attention asked for its softmax(Q K^T / sqrt(d)) weights."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.forward(idx, need_weights=True)
-        finally:
-            self.train(was_training)
 
     def forward(self, idx, targets=None, cache: KVCache | None = None, reference: bool = False,
                 need_weights: bool = False):
