@@ -130,14 +130,6 @@ def latent_scatter_figure(mu: Tensor, y: Tensor, split: str = "test", class_name
     return fig
 
 
-def pick_pair(y: Tensor, a: int, b: int) -> tuple[int, int]:
-    """Indices of the first image labelled a and the first labelled b."""
-    ia, ib = (y == a).nonzero().flatten(), (y == b).nonzero().flatten()
-    if len(ia) == 0 or len(ib) == 0:
-        raise ValueError(f"interpolation needs images labelled {a} and {b}; the images hold {sorted(set(y.tolist()))}")
-    return int(ia[0]), int(ib[0])
-
-
 @lru_cache(maxsize=4)
 def _load_judge(dataset: str):
     from genlab.metrics.classifier import load_classifier
@@ -344,10 +336,11 @@ def make_figures(model, x: Tensor, y_x: Tensor, mu: Tensor, y_mu: Tensor, split:
             i, j = indices if indices is not None else (None, None)
             path = interpolation(model, x, y_x, a=a, b=b, index_from=i, index_to=j,
                                  judge=judge(getattr(hp, "dataset", "mnist")))
-            fig = interpolation_figure(model, x, y_x, path, names, scatter=(mu, y_mu), plane=latent_plane(mu))
+            plane = latent_plane(mu)
+            fig = interpolation_figure(model, x, y_x, path, names, scatter=(mu, y_mu), plane=plane)
             a, b = names[int(y_x[path.index_from])], names[int(y_x[path.index_to])]
             read = path.labels(names)
-            ends = latent_plane(mu).project(path.z[[0, -1]]).tolist()
+            ends = plane.project(path.z[[0, -1]]).tolist()
             at = " -> ".join(f"({u:.2f}, {v:.2f})" for u, v in ends)
             caption = (f"{a} -> {b} (images #{path.index_from} -> #{path.index_to}; plane points {at}): "
                        f"{CAPTIONS['interpolation']}"
