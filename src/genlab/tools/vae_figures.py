@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from genlab.tools.checks import ToolArgumentError, argument, output_folder, says_input_errors
 
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                      "(--from-index/--to-index), not both")
     if args.scatter_images < 1:  # before any loading: the scatter needs at least one image
         raise ToolArgumentError(f"--scatter-images must be >= 1, got {args.scatter_images}")
-    output_folder(args.out)
+    out = output_folder(args.out)  # created now, refused now if it cannot be
 
     import torch
 
@@ -84,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     mu = encode_means(model, x)
     figs = make_figures(model, x, y, mu, y, split="test", pair=pair, indices=indices)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
 
     for key, (image, caption) in figs.items():
