@@ -26,6 +26,7 @@ TOOL_COMMANDS = {
     "attention": ("genlab.tools.attention:main",
                   "heat maps of every layer's and head's attention over a text, from a language-model checkpoint"),
     "translate": ("genlab.tools.translate:main", "translate text with a seq2seq checkpoint: greedy, sampled or beam search"),
+    "data": ("genlab.tools.data:main", "prepare a corpus once: bible-eng-spa (English/Spanish verse pairs, split by book)"),
     "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
     "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
     "precision": ("genlab.tools.precision:main", "half/bfloat16/single/double (float16/32/64) limits; why fp16 loses tiny updates"),

@@ -202,7 +202,8 @@ class Seq2SeqDataModule(pl.LightningDataModule):
     """Sentence pairs for a translation model.
 
     Args:
-        path: a UTF-8 TSV of `source<TAB>target` lines (Anki/Tatoeba format); None: the built-in dates corpus.
+        path: a UTF-8 TSV of `source<TAB>target` lines (Anki/Tatoeba format), split here; or a folder holding
+            train.tsv, val.tsv and test.tsv, used as they are split; None: the built-in dates corpus.
         batch_size: pairs per batch.
         n_train, n_val, n_test: sizes of the built-in corpus's splits (pairs).
         val_fraction, test_fraction: shares of a TSV file's distinct source sentences held out.
@@ -232,6 +233,8 @@ class Seq2SeqDataModule(pl.LightningDataModule):
         hp = self.hparams
         if self.path is None:
             train, val, test = date_corpus(hp.n_train, hp.n_val, hp.n_test, hp.seed)
+        elif Path(self.path).is_dir():  # split beforehand, e.g. by book (genlab data bible-eng-spa)
+            train, val, test = (read_tsv(Path(self.path) / f"{split}.tsv") for split in ("train", "val", "test"))
         else:
             train, val, test = split_pairs(read_tsv(self.path), hp.val_fraction, hp.test_fraction, hp.seed)
         everything = train + val + test
