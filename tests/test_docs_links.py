@@ -68,3 +68,22 @@ def test_every_relative_link_and_image_exists(page):
 def test_the_front_page_is_short():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
     assert lines <= FRONT_PAGE_MAX_LINES, f"README.md has {lines} lines; move the detail to reports/ or docs/"
+
+
+def course_commands(readme: str) -> list[str]:
+    """The commands of README's "The course in commands" table (its second column's inline code)."""
+    section = readme.split("## The course in commands", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    return [code for row in rows[1:] for code in re.findall(r"`([^`\n]+)`", row[2])]
+
+
+def test_the_course_commands_write_to_runs_never_to_the_shipped_reports():
+    commands = course_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert any("genlab vae-figures" in c for c in commands) and len(commands) >= 6
+    writing = [c for c in commands if re.search(r"--(out|show-distribution|root)\b", c)]
+    assert writing, "the course table names where its commands write"
+    overwriting = [c for c in writing if re.search(r"--(out|show-distribution|root)[ =]+reports/", c)]
+    assert not overwriting, f"a learner following the course would overwrite shipped figures: {overwriting}"
+    # a script whose default output is reports/ must be given another one in the course table
+    for script in ("gan_gradient_study.py", "positions_study.py"):
+        assert all("--out runs/" in c for c in commands if script in c), script
