@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.callbacks import log_image
 from genlab.models.base import GenlabModule
+from genlab.reporting import log_image
 
 
 class TinyAutoencoder(GenlabModule):
