@@ -73,7 +73,7 @@ def test_corrupted_weights_give_clear_error(tmp_path):
     with pytest.raises(ClassifierWeightsError, match="corrupted") as err:
         load_classifier("mnist", path=bad)
     assert "genlab fit -c configs/classifier_mnist.yaml" in str(err.value)
-    assert "scripts/export_classifier.py" in str(err.value)
+    assert "genlab export-classifier --ckpt runs/classifier_mnist/checkpoints/best.ckpt" in str(err.value)
     # a matching hash over a file that is not a weights file
     bad.write_bytes(b"not a torch file")
     from genlab.metrics.classifier import sha256_of
