@@ -1,4 +1,4 @@
-"""Tests of the sample-quality evaluator (issue 4): classifier weights, FID/KID/IS/coverage, CLI, callback."""
+"""Tests of the sample-quality evaluator: classifier weights, FID/KID/IS/coverage, CLI, callback."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from genlab.metrics import (
 )
 from genlab.metrics.classifier import accuracy
 
-# The shipped classifiers' required accuracies (issue 4), checked on a fixed 1,000-image test subset.
+# The shipped classifiers' required accuracies, checked on a fixed 1,000-image test subset.
 REQUIRED_ACCURACY = {"mnist": 0.994, "fashion_mnist": 0.92}
 
 
