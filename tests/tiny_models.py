@@ -20,8 +20,8 @@ from genlab.reporting import log_image
 # bar, best.ckpt kept by val/loss. Add --trainer.default_root_dir and --trainer.max_epochs.
 TINY_FIT = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
             "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",
-            "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2",
-            "--trainer.enable_progress_bar", "false", "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best"]
+            "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2", "--trainer.enable_progress_bar", "false",
+            "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best"]
 STEPS_PER_EPOCH = 8
 
 
