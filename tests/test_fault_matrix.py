@@ -37,8 +37,11 @@ HIDDEN = 8192  # the tiny model's width for the kill case: about 150 MB checkpoi
 
 
 def env(**extra) -> dict:
+    """This checkout's code and the tiny model importable, W&B offline, and this interpreter's `genlab` command
+    first on PATH (the sweep runs it by name)."""
     path = os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+    bin_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "PATH": bin_path, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
             "WANDB_DISABLE_GIT": "true", **extra}
 
 
@@ -48,10 +51,11 @@ _logs = iter(range(10**6))
 def genlab(*args: str, cwd: Path, **popen) -> subprocess.Popen:
     """Start `genlab ARGS` in `cwd`, its output in files there (a pipe nobody reads could block a long run)."""
     log = Path(cwd) / f"log-{next(_logs)}.txt"
-    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w"), text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even from a `&` job
-                            **{"env": env(), **popen})
+    with open(log, "w") as stderr:  # the child keeps its own copy of the file
+        proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=stderr, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even from a `&` job
+                                **{"env": env(), **popen})
     proc.log = log
     return proc
 
