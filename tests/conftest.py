@@ -17,6 +17,12 @@ def default_data_root() -> Path:
     return Path(os.environ.get("GENLAB_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fault-matrix", action="store_true",
+                     help="also run tests/test_fault_matrix.py: kills, signals and bad inputs on the real genlab "
+                          "command (2 to 6 minutes on 2 cores)")
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The data folder, checked: a test that reads MNIST, Fashion-MNIST or Tiny Shakespeare requests this."""

@@ -4,9 +4,10 @@ Every case starts `python -m genlab.cli` in a subprocess on the tiny model of te
 epoch), so it checks what a user gets; test_reliability.py checks most of the same in-process. The kill -9 case puts
 the run folder on /dev/shm (another filesystem than $TMPDIR, where a copy-over-target move used to break last.ckpt)
 and gives $TMPDIR a fresh folder, to count the checkpoint-sized files a kill leaks there. Each test prints its rows
-of the table (case | expected | observed | ok); to see them:
+of the table (case | expected | observed | ok). It takes minutes (23 starts of the command), so the suite skips it
+unless asked:
 
-    python -m pytest -m slow tests/test_fault_matrix.py -rP
+    python -m pytest tests/test_fault_matrix.py --fault-matrix -rP
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ import pytest
 
 from tiny_models import TINY_FIT
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("data_root")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("data_root", "asked_for")]
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 4
 TINY = [*TINY_FIT, "--data.init_args.train_limit", "256"]  # STEPS_PER_EPOCH steps an epoch, as README's table
 KILLS = 6  # kill -9 during a save this many times
 HIDDEN = 8192  # the tiny model's width for the kill case: about 150 MB checkpoints with Adam's state
+
+
+@pytest.fixture
+def asked_for(request):
+    if not request.config.getoption("--fault-matrix"):
+        pytest.skip("the fault matrix runs with --fault-matrix (minutes of subprocess runs)")
 
 
 def env(**extra) -> dict:
