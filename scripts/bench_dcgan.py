@@ -9,7 +9,7 @@ genlab.metrics.SampleQuality. Writes the sample grid and the full metrics next t
 fid, fid_floor, kid, classes_covered, min_class_share, max_class_share, confident_fraction, fid_over_floor,
 class_shares, precision, cpu, cpu_flags, gpu.
 
-Floor for MNIST (issue 5): all 10 classes between 5% and 16% of the samples, confident fraction >= 0.75,
+Floor for MNIST: all 10 classes between 5% and 16% of the samples, confident fraction >= 0.75,
 FID <= 25 x the real-data floor, with at most 30 minutes of training on 2 CPU cores.
 """
 

@@ -57,9 +57,9 @@ def main(argv=None) -> int:
     from pytorch_lightning.callbacks import Timer
 
     from genlab import launch
-    from genlab.callbacks.images import save_figure
     from genlab.hardware import hardware_fields
     from genlab.models.seq2seq import attention_figure
+    from genlab.reporting import save_figure
 
     overrides = launch.init_args(args.set)
     if args.minutes is not None:

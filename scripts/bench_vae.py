@@ -2,6 +2,7 @@
 same model in a minimal PyTorch loop so the framework's cost is visible.
 
     python scripts/bench_vae.py [--epochs N] [--pixels continuous|binarized] [--iwae-k K] [--iwae-images N]
+    python scripts/bench_vae.py probe [--hidden 512,512,512] [--lr 2e-3] [--epochs 10] ...   (see `probe --help`)
 
 Prints progress, then as its LAST line one JSON object with the keys
     epochs, wall_s, train_images_per_s, test_neg_elbo, test_recon, test_kl, test_iwae_nll, iwae_k, iwae_images,
@@ -12,6 +13,9 @@ The IWAE bound uses the first --iwae-images test images (a fixed subset, the sam
 The plain loop (same model, batch size, optimizer and schedule, no framework) is timed in slices of
 --plain-fraction of an epoch run after every genlab epoch, so that both sides see the same load on a shared machine;
 that time is left out of wall_s.
+
+`probe` trains one setting in the plain loop alone and prints one JSON line: the settings, the parameter count,
+seconds per epoch and the test set's one-sample neg ELBO and its parts (reports/vae/README.md compares settings).
 """
 
 from __future__ import annotations
@@ -254,6 +258,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def probe(argv: list[str] | None = None) -> int:
+    """`bench_vae.py probe`: one setting trained in the plain loop, one JSON line."""
+    p = argparse.ArgumentParser(prog="bench_vae.py probe", description=probe.__doc__)
+    p.add_argument("--arch", default="mlp")
+    p.add_argument("--hidden", default="1024,512", help="comma-separated widths")
+    p.add_argument("--channels", default="32,64", help="conv widths (arch conv)")
+    p.add_argument("--act", default="relu")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", default="onecycle")
+    p.add_argument("--warmup", type=float, default=0.05)
+    p.add_argument("--epochs", type=float, default=10)
+    p.add_argument("--bs", type=int, default=128)
+    p.add_argument("--klwarm", type=float, default=0.0)
+    p.add_argument("--pixels", default="continuous", choices=["continuous", "binarized"])
+    p.add_argument("--data-root", default=None, help="data folder (default $GENLAB_DATA_DIR, else ./data)")
+    a = p.parse_args(argv)
+
+    from genlab.data import MNISTDataModule
+    from genlab.models.vae import VAE
+
+    dm = MNISTDataModule(root=a.data_root, pixels=a.pixels)
+    dm.setup()
+    torch.manual_seed(0)
+    m = VAE(arch=a.arch, hidden=[int(h) for h in a.hidden.split(",")], channels=[int(c) for c in a.channels.split(",")],
+            act=a.act, lr=a.lr, schedule=a.schedule, warmup_frac=a.warmup, kl_warmup_epochs=a.klwarm)
+    nparams = sum(q.numel() for q in m.parameters())
+    r = plain_loop(m, dm.split("train").x, a.epochs, a.bs, a.pixels == "binarized")
+    t = evaluate(m, dm.split("test").x)
+    print(json.dumps({"args": vars(a), "params": nparams, "s_per_epoch": round(r["seconds"] / a.epochs, 1),
+                      **{k: round(v, 2) for k, v in t.items()}}), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     os.environ.setdefault("WANDB_MODE", "offline")
-    sys.exit(main())
+    sys.exit(probe(sys.argv[2:]) if sys.argv[1:2] == ["probe"] else main())

@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh working directory and offline W&B for every test; the data folder for those that
-read a data set (request `data_root`), so the tests of pure maths run without any data set."""
+read a data set (request `data_root`), so the tests of pure maths run without any data set; one finished tiny run
+for the tests that read one (request `tiny_run`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ def default_data_root() -> Path:
     return Path(os.environ.get("GENLAB_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fault-matrix", action="store_true",
+                     help="also run tests/test_fault_matrix.py: kills, signals and bad inputs on the real genlab "
+                          "command (2 to 6 minutes on 2 cores)")
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The data folder, checked: a test that reads MNIST, Fashion-MNIST or Tiny Shakespeare requests this."""
@@ -25,17 +32,37 @@ def data_root() -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def isolated_run(tmp_path, monkeypatch):
-    """Every test runs in its own folder, with W&B offline and GENLAB_DATA_DIR pointing at the data folder
-    (not checked here: only the tests that request `data_root` need the data to be there)."""
-    monkeypatch.chdir(tmp_path)
+def isolate(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Work in `folder`, with W&B offline and GENLAB_DATA_DIR pointing at the data folder."""
+    monkeypatch.chdir(folder)
     monkeypatch.setenv("GENLAB_DATA_DIR", str(default_data_root()))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
+
+
+@pytest.fixture(autouse=True)
+def isolated_run(tmp_path, monkeypatch):
+    """Every test runs in its own folder, with W&B offline and GENLAB_DATA_DIR pointing at the data folder
+    (not checked here: only the tests that request `data_root` need the data to be there)."""
+    isolate(monkeypatch, tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, data_root):
+    """One tiny fit of one epoch (tiny_models.TINY_FIT, seed 0), made once for the tests that read a finished run
+    (a test that changes it works on `tiny_run.copy_to(folder)`)."""
+    from genlab.cli import main
+    from tiny_models import TINY_FIT, TinyRun
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate(monkeypatch, folder)
+        assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--trainer.max_epochs", "1"]) == 0
+    (wandb,) = folder.glob("wandb/offline-run-*")
+    return TinyRun(root=folder / "run", wandb=wandb)
 
 
 @pytest.fixture

@@ -97,36 +97,30 @@ def test_cuda_without_a_gpu_is_one_line(capsys):
     assert len(lines) == 1 and "no CUDA GPU" in lines[0], lines
 
 
-def _tiny_checkpoint(**hparams):
+def _tiny_checkpoint(tiny_run, **hparams):
     """A finished tiny run's last.ckpt with some hyper-parameters changed."""
-    from pathlib import Path
-
     import torch
 
-    from test_reliability import fit
-
-    assert fit("runs/h", "--trainer.max_epochs", "1") == 0
-    last = Path("runs/h/checkpoints/last.ckpt")
-    ckpt = torch.load(last, weights_only=True)
+    ckpt = torch.load(tiny_run.root / "checkpoints/last.ckpt", weights_only=True)
     ckpt["hyper_parameters"].update(hparams)
     torch.save(ckpt, "changed.ckpt")
     return "changed.ckpt"
 
 
 def _fit_from(ckpt: str, *extra: str) -> int:
-    from test_reliability import TINY
+    from tiny_models import TINY_FIT
 
     try:
-        return main(["fit", *TINY, "--trainer.default_root_dir", "runs/h2", "--trainer.max_epochs", "2",
+        return main(["fit", *TINY_FIT, "--trainer.default_root_dir", "runs/h2", "--trainer.max_epochs", "2",
                      "--ckpt_path", ckpt, *extra])
     except SystemExit as stop:
         return stop.code
 
 
-def test_checkpoint_hyper_parameters_never_import_modules_outside_genlab(capsys):
+def test_checkpoint_hyper_parameters_never_import_modules_outside_genlab(tiny_run, capsys):
     import sys
 
-    ckpt = _tiny_checkpoint(_class_path="evil_module_of_a_checkpoint.Model")
+    ckpt = _tiny_checkpoint(tiny_run, _class_path="evil_module_of_a_checkpoint.Model")
     capsys.readouterr()
     assert _fit_from(ckpt) == 2
     lines = genlab_lines(capsys)
@@ -134,16 +128,16 @@ def test_checkpoint_hyper_parameters_never_import_modules_outside_genlab(capsys)
     assert "evil_module_of_a_checkpoint" not in sys.modules
 
 
-def test_checkpoint_hyper_parameters_that_override_the_command_line_are_named(capsys):
-    ckpt = _tiny_checkpoint(lr=0.5)
+def test_checkpoint_hyper_parameters_that_override_the_command_line_are_named(tiny_run, capsys):
+    ckpt = _tiny_checkpoint(tiny_run, lr=0.5)
     capsys.readouterr()
     assert _fit_from(ckpt, "--model.init_args.lr", "0.01") == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "from the checkpoint" in line]
     assert len(said) == 1 and "lr 0.5 (given 0.01)" in said[0]
 
 
-def test_invalid_checkpoint_hyper_parameters_are_one_line(capsys):
-    ckpt = _tiny_checkpoint(hidden="many")
+def test_invalid_checkpoint_hyper_parameters_are_one_line(tiny_run, capsys):
+    ckpt = _tiny_checkpoint(tiny_run, hidden="many")
     capsys.readouterr()
     assert _fit_from(ckpt) == 2
     lines = genlab_lines(capsys)

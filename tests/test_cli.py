@@ -7,21 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
 from genlab.checkpoints import CheckpointError, load_module
 from genlab.cli import main
 from genlab.loggers import read_offline_run
-
-TINY = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
-        "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",
-        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2",
-        "--trainer.enable_progress_bar", "false", "--checkpoint.monitor", "val/loss"]
+from tiny_models import STEPS_PER_EPOCH, TINY_FIT
 
 
 def fit(root: str, *extra: str) -> Path:
     """Train the tiny model; returns the offline W&B run folder this fit wrote."""
     before = set(Path().glob("wandb/offline-run-*"))
-    main(["fit", *TINY, "--trainer.default_root_dir", root, *extra])
+    main(["fit", *TINY_FIT, "--trainer.default_root_dir", root, *extra])
     (run,) = set(Path().glob("wandb/offline-run-*")) - before
     return run
 
@@ -49,28 +44,25 @@ def test_help_lists_every_subcommand(capsys):
 
 def test_print_config_shows_genlab_defaults(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", *TINY, "--print_config"])
+        main(["fit", *TINY_FIT, "--print_config"])
     config = capsys.readouterr().out
     assert "genlab.loggers.WandbLogger" in config and "save_last: true" in config
     assert "seed_everything: 0" in config
 
 
-@pytest.mark.usefixtures("data_root")
-def test_default_logger_runs_offline_and_writes_metrics_and_images():
-    run = fit("runs/tiny", "--trainer.max_epochs", "1")  # fails if no offline run folder was written
-    metrics = history(run)
+def test_default_logger_runs_offline_and_writes_metrics_and_images(tiny_run):
+    metrics = history(tiny_run.wandb)  # the fixture fails if no offline run folder was written
     assert "val/loss" in metrics and "train/loss" in metrics
-    images = list(run.glob("files/media/images/reconstructions_*.png"))
+    images = list(tiny_run.wandb.glob("files/media/images/reconstructions_*.png"))
     assert images, "the image logged by the model must be in the offline run"
-    assert Path("runs/tiny/figures/reconstructions.png").is_file()
-    assert {p.name for p in Path("runs/tiny/checkpoints").iterdir()} >= {"last.ckpt"}
-    assert Path("runs/tiny/config.yaml").is_file()
+    assert (tiny_run.root / "figures/reconstructions.png").is_file()
+    assert {p.name for p in (tiny_run.root / "checkpoints").iterdir()} >= {"last.ckpt"}
+    assert (tiny_run.root / "config.yaml").is_file()
 
 
-@pytest.mark.usefixtures("data_root")
-def test_same_seed_same_first_epoch_metrics():
-    a = history(fit("runs/a", "--trainer.max_epochs", "1", "--seed_everything", "7"))
-    b = history(fit("runs/b", "--trainer.max_epochs", "1", "--seed_everything", "7"))
+def test_same_seed_same_first_epoch_metrics(tiny_run):
+    a = history(tiny_run.wandb)  # seed 0, the default
+    b = history(fit("runs/b", "--trainer.max_epochs", "1", "--seed_everything", "0"))
     c = history(fit("runs/c", "--trainer.max_epochs", "1", "--seed_everything", "8"))
     assert a["val/loss"] == b["val/loss"]
     assert a["val/loss"] != c["val/loss"]
@@ -79,43 +71,40 @@ def test_same_seed_same_first_epoch_metrics():
 @pytest.mark.usefixtures("data_root")
 def test_resume_from_last_checkpoint_continues_training():
     fit("runs/r", "--trainer.max_epochs", "1")
-    steps_one_epoch = torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)["global_step"]
+    assert torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)["global_step"] == STEPS_PER_EPOCH
     fit("runs/r", "--trainer.max_epochs", "2", "--ckpt_path", "last")
     resumed = torch.load("runs/r/checkpoints/last.ckpt", weights_only=True)
-    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps_one_epoch
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * STEPS_PER_EPOCH
 
 
-@pytest.mark.usefixtures("data_root")
-def test_last_checkpoint_is_the_newest_state_even_when_the_monitor_stops_improving():
+def test_last_checkpoint_is_the_newest_state_even_when_the_monitor_stops_improving(tiny_run):
     """Lightning alone refreshes last.ckpt only at new bests; with mode max on a falling loss the best stays at
     epoch 0, and last.ckpt must still follow training to its last epoch (what resume and the benchmarks read)."""
-    fit("runs/l", "--trainer.max_epochs", "1")
-    steps_one_epoch = torch.load("runs/l/checkpoints/last.ckpt", weights_only=True)["global_step"]
-    fit("runs/m", "--trainer.max_epochs", "3", "--checkpoint.mode", "max", "--checkpoint.filename", "best")
+    steps_one_epoch = torch.load(tiny_run.root / "checkpoints/last.ckpt", weights_only=True)["global_step"]
+    assert steps_one_epoch == STEPS_PER_EPOCH
+    fit("runs/m", "--trainer.max_epochs", "3", "--checkpoint.mode", "max")
     last = torch.load("runs/m/checkpoints/last.ckpt", weights_only=True)
     best = torch.load("runs/m/checkpoints/best.ckpt", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 3 * steps_one_epoch
     assert best["epoch"] < last["epoch"]  # the monitor did stop improving, so plain Lightning would have lagged
 
 
-@pytest.mark.usefixtures("data_root")
-def test_checkpoints_load_safely_with_clear_errors():
-    fit("runs/k", "--trainer.max_epochs", "1")
-    model = load_module("runs/k/checkpoints/last.ckpt")
+def test_checkpoints_load_safely_with_clear_errors(tiny_run):
+    last = tiny_run.root / "checkpoints/last.ckpt"
+    model = load_module(last)
     assert type(model).__name__ == "TinyAutoencoder" and not model.training
     with pytest.raises(CheckpointError, match="not found"):
-        load_module("runs/k/checkpoints/nope.ckpt")
+        load_module(tiny_run.root / "checkpoints/nope.ckpt")
     Path("garbage.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable"):
         load_module("garbage.ckpt")
     with pytest.raises(CheckpointError, match="needs a"):
-        load_module("runs/k/checkpoints/last.ckpt", expected=torch.nn.Linear)
+        load_module(last, expected=torch.nn.Linear)
 
 
-@pytest.mark.usefixtures("data_root")
-def test_sample_command_writes_a_grid(capsys):
-    fit("runs/s", "--trainer.max_epochs", "1")
-    assert main(["sample", "--ckpt", "runs/s/checkpoints/last.ckpt", "--n", "16", "--out", "grid.png"]) == 0
+def test_sample_command_writes_a_grid(tiny_run, capsys):
+    assert main(["sample", "--ckpt", str(tiny_run.root / "checkpoints/last.ckpt"), "--n", "16", "--out",
+                 "grid.png"]) == 0
     from torchvision.io import decode_image
 
     assert decode_image("grid.png").shape[-2:] == (4 * 30 + 2, 4 * 30 + 2)
@@ -137,11 +126,11 @@ def test_building_a_module_flushes_subnormal_floats():
     assert (subnormal * 1.0).item() == 0.0
 
 
-def test_wandb_run_holds_the_full_config_and_best_value_summaries():
+def test_wandb_run_holds_the_full_config_and_best_value_summaries(tiny_run):
     """W&B users compare runs by the config (trainer, model, data, callbacks) and rank them by the summary."""
     from genlab.loggers import read_offline_records
 
-    records = read_offline_records(fit("runs/w", "--trainer.max_epochs", "1"))
+    records = read_offline_records(tiny_run.wandb)
     config = records["config"]
     assert config["trainer"]["max_epochs"] == 1 and "precision" in config["trainer"] and "summary" in config
     assert config["model"]["class_path"] == "tiny_models.TinyAutoencoder"

@@ -8,14 +8,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-import tiny_models  # noqa: F401  (the tiny model class the runs name)
 from genlab import launch
+from tiny_models import STEPS_PER_EPOCH, TINY_FIT
 
-TINY = {"model": "tiny_models.TinyAutoencoder", "data": "genlab.data.MNISTDataModule",
-        "data.init_args.train_limit": 512, "data.init_args.batch_size": 64,  # 8 steps an epoch
-        "trainer.limit_val_batches": 1, "trainer.enable_progress_bar": False, "trainer.max_epochs": 1,
-        "trainer.log_every_n_steps": 2,
-        "checkpoint.monitor": "val/loss"}
+
+def tiny(root: str) -> list[str]:
+    return [*TINY_FIT, "--trainer.max_epochs", "1", "--trainer.default_root_dir", root]
 
 
 def test_overrides_are_written_as_the_command_line_takes_them():
@@ -39,14 +37,14 @@ def test_fit_makes_the_run_genlab_fit_makes_with_extra_callbacks(data_root):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             steps.append(trainer.global_step)
 
-    run = launch.fit([], {**TINY, "trainer.default_root_dir": "runs/a"}, callbacks=[Count()])
-    assert run.trainer.global_step == 8 and steps == list(range(1, 9))
+    run = launch.fit([], tiny("runs/a"), callbacks=[Count()])
+    assert run.trainer.global_step == STEPS_PER_EPOCH and steps == list(range(1, STEPS_PER_EPOCH + 1))
     for name in ("config.yaml", "summary.json", "checkpoints/last.ckpt"):
         assert (Path("runs/a") / name).is_file(), name
     with pytest.raises(SystemExit, match="already holds a run"):  # the command's refusal, as one line
-        launch.fit([], {**TINY, "trainer.default_root_dir": "runs/a"})
+        launch.fit([], tiny("runs/a"))
 
-    built = launch.build([], {**TINY, "trainer.default_root_dir": "runs/b"}).fit()  # same seed, same path
-    assert built.trainer.global_step == 8
+    built = launch.build([], tiny("runs/b")).fit()  # same seed, same path
+    assert built.trainer.global_step == STEPS_PER_EPOCH
     for (key, a), b in zip(run.model.state_dict().items(), built.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), key

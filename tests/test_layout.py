@@ -17,16 +17,21 @@ MAX_LINES = 400
 # Lower layers, and the higher ones they must never import.
 HIGHER = ("genlab.models", "genlab.callbacks", "genlab.tools", "genlab.figures", "genlab.lightning_cli",
           "genlab.cli", "genlab.sweep")
-LOWER = ["data", "metrics", "nets", "checkpoints.py", "runtime.py", "optim.py"]
+LOWER = ["data", "metrics", "nets", "checkpoints.py", "runtime.py", "optim.py", "reporting.py"]
+
+
+def run_fresh(code: str) -> str:
+    """What a fresh interpreter prints running `code` (with this checkout's src first on the path)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
 
 
 def loaded_after(code: str) -> set[str]:
-    """The modules a fresh interpreter holds after running `code` (with this checkout's src first on the path)."""
-    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    """The modules a fresh interpreter holds after running `code`."""
+    return set(json.loads(run_fresh(f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))")
+                          .splitlines()[-1]))
 
 
 def imports_of(path: Path) -> set[str]:
@@ -77,19 +82,49 @@ def test_the_import_check_sees_nested_imports(tmp_path):
     assert "genlab.models.base" in imports_of(source)
 
 
-@pytest.mark.parametrize("tool", ["generate", "sample", "evaluate", "vae-figures", "precision", "export-classifier",
-                                  "attention"])
-def test_tools_parse_their_arguments_before_importing_torch(tool):
-    loaded = loaded_after("from genlab.cli import main\n"
-                          "try:\n"
-                          f"    main([{tool!r}, '--help'])\n"
-                          "except SystemExit:\n"
-                          "    pass")
-    assert "torch" not in loaded and "pytorch_lightning" not in loaded
+TOOLS = ["generate", "sample", "evaluate", "vae-figures", "precision", "export-classifier", "attention", "translate"]
+HEAVY = ("torch", "pytorch_lightning", "lightning")
 
 
-def test_precision_never_imports_lightning():
-    loaded = loaded_after("import contextlib, io\nfrom genlab.cli import main\n"
-                          "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['precision']) == 0")
-    assert "torch" in loaded  # it did the arithmetic ...
-    assert not any(m.split(".")[0] in ("pytorch_lightning", "lightning") for m in loaded)  # ... without Lightning
+@pytest.fixture(scope="module")
+def tools_probe() -> dict:
+    """One fresh interpreter answers every tool's --help in turn, then runs `genlab precision`: what each step
+    printed and which heavy modules were loaded after it (so far, so a tool that imports torch fails itself and
+    every tool after it)."""
+    code = f"""
+import contextlib, io, json, sys
+from genlab.cli import main
+
+def heavy():
+    return sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+
+out = {{}}
+for tool in {TOOLS!r}:
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        try:
+            main([tool, "--help"])
+        except SystemExit:
+            pass
+    out[tool] = {{"printed": printed.getvalue(), "heavy": heavy()}}
+with contextlib.redirect_stdout(io.StringIO()):
+    out["precision run"] = {{"code": main(["precision"]), "heavy": heavy()}}
+print(json.dumps(out))
+"""
+    return json.loads(run_fresh(code).splitlines()[-1])
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_tools_parse_their_arguments_before_importing_torch(tools_probe, tool):
+    assert "usage:" in tools_probe[tool]["printed"], tools_probe[tool]["printed"][-500:]
+    assert not tools_probe[tool]["heavy"], f"after `genlab {tool} --help`: {tools_probe[tool]['heavy'][:5]}"
+
+
+def test_translate_help_names_its_options(tools_probe):
+    assert "--beam" in tools_probe["translate"]["printed"]
+
+
+def test_precision_never_imports_lightning(tools_probe):
+    run = tools_probe["precision run"]
+    assert run["code"] == 0
+    assert "torch" in run["heavy"]  # it did the arithmetic ...
+    assert not any(m.split(".")[0] in ("pytorch_lightning", "lightning") for m in run["heavy"])  # ... without Lightning

@@ -1,4 +1,4 @@
-"""Tests of the sample-quality evaluator (issue 4): classifier weights, FID/KID/IS/coverage, CLI, callback."""
+"""Tests of the sample-quality evaluator: classifier weights, FID/KID/IS/coverage, CLI, callback."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from genlab.metrics import (
 )
 from genlab.metrics.classifier import accuracy
 
-# The shipped classifiers' required accuracies (issue 4), checked on a fixed 1,000-image test subset.
+# The shipped classifiers' required accuracies, checked on a fixed 1,000-image test subset.
 REQUIRED_ACCURACY = {"mnist": 0.994, "fashion_mnist": 0.92}
 
 
@@ -73,7 +73,7 @@ def test_corrupted_weights_give_clear_error(tmp_path):
     with pytest.raises(ClassifierWeightsError, match="corrupted") as err:
         load_classifier("mnist", path=bad)
     assert "genlab fit -c configs/classifier_mnist.yaml" in str(err.value)
-    assert "scripts/export_classifier.py" in str(err.value)
+    assert "genlab export-classifier --ckpt runs/classifier_mnist/checkpoints/best.ckpt" in str(err.value)
     # a matching hash over a file that is not a weights file
     bad.write_bytes(b"not a torch file")
     from genlab.metrics.classifier import sha256_of

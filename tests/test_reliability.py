@@ -13,18 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import tiny_models  # noqa: F401  (load_module accepts classes of modules already imported)
 from genlab.checkpoints import CheckpointError, read_checkpoint
 from genlab.cli import main
-
-TINY = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
-        "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",  # 8 steps an epoch
-        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2",
-        "--trainer.enable_progress_bar", "false", "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best"]
+from tiny_models import TINY_FIT
 
 
 def fit(root: str, *extra: str) -> int:
-    return main(["fit", *TINY, "--trainer.default_root_dir", root, *extra])
+    return main(["fit", *TINY_FIT, "--trainer.default_root_dir", root, *extra])
 
 
 def one_line_error(capsys) -> str:
@@ -106,8 +101,8 @@ def test_summary_history_and_wall_time_survive_resumes_and_a_finished_run_keeps_
     assert third["history"] == second["history"] and third["global_step"] == 16
 
 
-def test_fitting_into_a_folder_that_holds_a_run_is_refused_unless_asked(capsys):
-    assert fit("runs/f", "--trainer.max_epochs", "1") == 0
+def test_fitting_into_a_folder_that_holds_a_run_is_refused_unless_asked(tiny_run, capsys):
+    tiny_run.copy_to("runs/f")
     last = Path("runs/f/checkpoints/last.ckpt")
     before = last.stat().st_mtime_ns
     capsys.readouterr()
@@ -125,8 +120,8 @@ class _OpensAFile:
         return (open, ("pwned", "w"))
 
 
-def test_resume_never_unpickles_code_even_when_the_environment_allows_it(monkeypatch, capsys):
-    assert fit("runs/p", "--trainer.max_epochs", "1") == 0
+def test_resume_never_unpickles_code_even_when_the_environment_allows_it(tiny_run, monkeypatch, capsys):
+    tiny_run.copy_to("runs/p")
     last = Path("runs/p/checkpoints/last.ckpt")
     ckpt = torch.load(last, weights_only=True)
     ckpt["payload"] = _OpensAFile()
@@ -136,7 +131,7 @@ def test_resume_never_unpickles_code_even_when_the_environment_allows_it(monkeyp
     assert fit("runs/p", "--trainer.max_epochs", "2", "--ckpt_path", "last") == 2
     assert "cannot be loaded safely" in one_line_error(capsys)
     for command in ("validate", "test"):
-        assert main([command, *TINY, "--trainer.default_root_dir", "runs/p", "--ckpt_path", str(last)]) == 2
+        assert main([command, *TINY_FIT, "--trainer.default_root_dir", "runs/p", "--ckpt_path", str(last)]) == 2
         assert "cannot be loaded safely" in one_line_error(capsys)
     assert not Path("pwned").exists()
 

@@ -1,16 +1,40 @@
-"""A tiny autoencoder for testing genlab's foundation (CLI, logging, checkpoints, seeds) in seconds."""
+"""A tiny autoencoder for testing genlab's foundation (CLI, logging, checkpoints, seeds) in seconds, and the one
+list of command-line arguments that makes a tiny fit of it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.callbacks import log_image
 from genlab.models.base import GenlabModule
+from genlab.reporting import log_image
+
+# A tiny fit: 512 MNIST images in batches of 64 (STEPS_PER_EPOCH steps an epoch), one validation batch, no progress
+# bar, best.ckpt kept by val/loss. Add --trainer.default_root_dir and --trainer.max_epochs.
+TINY_FIT = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
+            "--data.init_args.train_limit", "512", "--data.init_args.batch_size", "64",
+            "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "2", "--trainer.enable_progress_bar", "false",
+            "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best"]
+STEPS_PER_EPOCH = 8
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished tiny fit of one epoch, shared by the tests of one session (the `tiny_run` fixture): read it, or
+    copy it before changing it."""
+
+    root: Path  # the run folder: checkpoints/, figures/, config.yaml, summary.json
+    wandb: Path  # the offline W&B run folder the fit wrote
+
+    def copy_to(self, folder: str | Path) -> Path:
+        return Path(shutil.copytree(self.root, folder))
 
 
 class TinyAutoencoder(GenlabModule):

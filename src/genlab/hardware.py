@@ -171,7 +171,7 @@ def resolve_channels_last(requested, accelerator=None, precision=None) -> tuple[
     """(whether convolutional models keep NHWC layout, a short reason) for a model's `channels_last` flag.
 
     "auto": on CPUs oneDNN runs convs in NHWC without reordering (measured faster here in float32 and under
-    bf16-mixed: see DCGAN's docstring); on CUDA, NHWC is the layout tensor cores (compute capability >= 7)
+    bf16-mixed: reports/dcgan/README.md); on CUDA, NHWC is the layout tensor cores (compute capability >= 7)
     want for half-precision convs, while in float32 or on older GPUs it only adds layout conversions; on MPS
     and other devices genlab keeps the default layout. A bool given by the user is kept.
     """

@@ -1,6 +1,3 @@
-"""Callbacks and the helpers they share for pictures and tables."""
+"""Lightning Callbacks genlab adds to a run (the helpers they report through live in genlab.reporting)."""
 
-from genlab.callbacks.images import figure_dir, log_html, log_image, log_image_table, log_table, save_figure
-
-__all__ = ["figure_dir", "log_html", "log_image", "log_image_table", "log_table", "save_figure"]
 from genlab.callbacks.sample_quality import SampleQualityCallback as SampleQualityCallback

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 
-from genlab.callbacks.reporting import never_fatal
+from genlab.reporting import never_fatal
 from genlab.runtime import eval_mode
 
 

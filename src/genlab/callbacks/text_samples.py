@@ -7,16 +7,15 @@ import warnings
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
 
-from genlab.callbacks.images import log_image, log_table
-from genlab.callbacks.reporting import never_fatal
 from genlab.figures.lm import ATTENTION_TEXT, attention_figure, sample_rows, text_attention
 from genlab.nets.gpt import check_sampling_args
+from genlab.reporting import log_image, log_table, never_fatal
 
 
 class TextSamplesCallback(pl.Callback):
     """Logs a table (temperature, sample) from a fixed prompt and seed after every validation.
 
-    W&B shows it as a table (via genlab.callbacks.log_table); other loggers get a Markdown file in figures/.
+    W&B shows it as a table (via genlab.reporting.log_table); other loggers get a Markdown file in figures/.
     With `attention_text` (default: Tiny Shakespeare's first line; None: off) it also logs the heat maps of every
     layer's and head's attention over that fixed text (`genlab attention`'s figure) as `attention_key`, so the
     heads can be watched specialising as training goes on.

@@ -143,7 +143,7 @@ class MNISTDataModule(pl.LightningDataModule):
             fixed for validation and test), the convention of likelihood papers.
         train_limit: keep only the first N training images (quick experiments and tests).
         device_data: keep every split on the training device (a GPU) and gather batches there, so that no batch
-            crosses from host memory during training (MNIST is 47 MB as float32); needs num_workers 0, since
+            crosses from host memory during training (MNIST's training images are 188 MB as float32); needs num_workers 0, since
             DataLoader workers cannot share GPU tensors. Without a Trainer (figures, scripts) the data stays put.
     """
 

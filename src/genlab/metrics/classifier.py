@@ -5,7 +5,7 @@ meaningless for 28x28 digits, and its weights are a download away that not every
 classifies MNIST (or Fashion-MNIST) well knows what a digit looks like; its 128-d penultimate activations play
 the role of Inception's pool3 features, and its softmax gives the class histogram, the confident fraction and
 the Inception-Score analogue. The weights are trained by genlab.models.classifier.Classifier and written here by
-`python scripts/export_classifier.py` (genlab.tools.export_classifier), in genlab/metrics/weights/.
+`genlab export-classifier` (genlab.tools.export_classifier), in genlab/metrics/weights/.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ WEIGHTS_FORMAT = "genlab-classifier-v1"
 def retrain_command(dataset: str) -> str:
     """The exact commands that rebuild the shipped weights of `dataset` (named in every weights error)."""
     return (
-        f"genlab fit -c configs/classifier_{dataset}.yaml && python scripts/export_classifier.py "
+        f"genlab fit -c configs/classifier_{dataset}.yaml && genlab export-classifier "
         f"--ckpt runs/classifier_{dataset}/checkpoints/best.ckpt --dataset {dataset}"
     )
 

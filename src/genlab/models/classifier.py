@@ -2,8 +2,8 @@
 Fashion-MNIST, whose exported weights genlab.metrics uses for FID, KID and class coverage.
 
 Train with `genlab fit -c configs/classifier_mnist.yaml` (add `-c configs/classifier_fashion_mnist.yaml` for Fashion-MNIST), then ship the
-weights with `python scripts/export_classifier.py --ckpt runs/classifier_mnist/checkpoints/best.ckpt
---dataset mnist` (genlab.tools.export_classifier).
+weights with `genlab export-classifier --ckpt runs/classifier_mnist/checkpoints/best.ckpt --dataset mnist`
+(genlab.tools.export_classifier).
 """
 
 from __future__ import annotations

@@ -341,9 +341,8 @@ class DCGAN(GenlabModule):
 
     def on_train_epoch_end(self) -> None:
         """The grid from the fixed noise vector, so that epochs can be compared image by image."""
-        from genlab.callbacks import log_image
-        from genlab.callbacks.reporting import never_fatal
         from genlab.figures.gan import square_grid
+        from genlab.reporting import log_image, never_fatal
 
         with never_fatal(self, "fixed-noise sample grids"):  # a picture must not cost the run
             log_image(self.trainer, "samples_fixed_noise", square_grid(self.generate(self.fixed_z)),

@@ -247,8 +247,7 @@ class Translator(GenlabModule):
         self.log("val/exact_match", exact_match(list(hyps), list(refs)), prog_bar=True)
         if self.trainer.sanity_checking or self.trainer.global_rank != 0:
             return
-        from genlab.callbacks.images import log_image, log_table
-        from genlab.callbacks.reporting import never_fatal
+        from genlab.reporting import log_image, log_table, never_fatal
 
         with never_fatal(self, "translation examples and attention figures"):  # reports must not cost the run
             log_table(self.trainer, "examples/translations", ["source", "reference", "hypothesis"],

@@ -219,9 +219,8 @@ class VAE(GenlabModule):
         if not self._val_store or not self._figures_due() or not self.trainer.is_global_zero:
             self._val_store = {}
             return
-        from genlab.callbacks import log_image
-        from genlab.callbacks.reporting import never_fatal
         from genlab.figures.vae import make_figures
+        from genlab.reporting import log_image, never_fatal
 
         store = {k: torch.cat(v) for k, v in self._val_store.items()}
         self._val_store = {}
@@ -242,8 +241,8 @@ class VAE(GenlabModule):
         x, y = self._validation_images(EXPLORER_IMAGES)
         if x is None:
             return
-        from genlab.callbacks import log_html, log_image_table
         from genlab.figures.vae import class_names_of, encode_means, explorer_page, latent_plane
+        from genlab.reporting import log_html, log_image_table
 
         with eval_mode(self):
             mu = encode_means(self, x)

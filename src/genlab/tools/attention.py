@@ -34,10 +34,10 @@ def _parser() -> argparse.ArgumentParser:
 @says_input_errors("attention")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from genlab.callbacks.images import save_figure
     from genlab.checkpoints import load_module
     from genlab.figures.lm import ATTENTION_TEXT, attention_figure, text_attention
     from genlab.models.lm import LanguageModel
+    from genlab.reporting import save_figure
 
     text = ATTENTION_TEXT if args.text is None else args.text
     model = load_module(args.ckpt, expected=LanguageModel)

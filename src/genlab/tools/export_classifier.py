@@ -12,13 +12,13 @@ from genlab.tools.checks import ToolArgumentError, says_input_errors
 
 @says_input_errors("export-classifier")
 def main(argv: list[str] | None = None) -> int:
-    """`python scripts/export_classifier.py --ckpt CKPT --dataset mnist [--out PATH]`.
+    """`genlab export-classifier --ckpt CKPT --dataset mnist [--out PATH]`.
 
     Loads a Classifier checkpoint, measures its accuracy on the full official test set, and writes the weights
     file and its .sha256 (default: the shipped location inside the package).
     """
     parser = argparse.ArgumentParser(
-        prog="export_classifier", description="Export a trained Classifier checkpoint as genlab's shipped weights."
+        prog="genlab export-classifier", description="Export a trained Classifier checkpoint as genlab's shipped weights."
     )
     parser.add_argument("--ckpt", required=True, help="Classifier checkpoint, e.g. runs/classifier_mnist/checkpoints/best.ckpt")
     parser.add_argument("--dataset", required=True, choices=("mnist", "fashion_mnist"))

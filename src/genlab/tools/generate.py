@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         model.encode(args.prompt)
     model.to(args.device)
     if args.show_distribution:
-        from genlab.callbacks.images import save_figure
         from genlab.figures.lm import next_char_logits, temperature_figure
+        from genlab.reporting import save_figure
         from genlab.tools.attention import log_to_wandb
 
         figure = temperature_figure(next_char_logits(model, args.prompt), model.vocab.chars, args.temperature,

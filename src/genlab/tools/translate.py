@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     for text, out in zip(args.text, outputs, strict=True):
         print(f"{text}\t{out}")
     if args.attention:
-        from genlab.callbacks.images import save_figure
         from genlab.models.seq2seq import attention_figure
+        from genlab.reporting import save_figure
 
         hyp, weights = model.cross_attention(args.text[0], args.beam)
         print(f"cross-attention picture: {save_figure(attention_figure(args.text[0], hyp, weights), args.attention)}",

@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from genlab.callbacks import save_figure
     from genlab.checkpoints import load_module
     from genlab.data import class_index, load_images
     from genlab.figures.vae import encode_means, explorer_page, make_figures
     from genlab.models.vae import VAE
+    from genlab.reporting import save_figure
 
     model = load_module(args.ckpt, expected=VAE)
     if args.grid_size is not None:

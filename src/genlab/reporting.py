@@ -1,13 +1,34 @@
-"""Pictures and tables: saved as files in the run folder and sent to whichever logger the run uses."""
+"""Pictures, tables and pages of a run: saved in the run folder and sent to whichever logger the run uses.
+
+Models and callbacks report through these helpers, and tools save their figures with `save_figure`. Reporting is
+worth less than the training it describes: a block wrapped in `never_fatal` that fails says so once (one
+`genlab warning:` line per kind of report) and the run goes on.
+"""
 
 from __future__ import annotations
 
 import shutil
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+
+@contextmanager
+def never_fatal(owner, what: str):
+    """Run a block that only reports; an exception in it becomes one warning per `owner` and `what`."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001  (any failure of a report, by design; KeyboardInterrupt passes)
+        said = owner.__dict__.setdefault("_genlab_report_failures", set())
+        if what not in said:
+            said.add(what)
+            detail = " ".join(str(err).split()) or type(err).__name__
+            warnings.warn(f"{what} failed, training goes on without them ({type(err).__name__}: {detail}); "
+                          f"said once per run", UserWarning, stacklevel=3)
 
 
 def figure_dir(trainer: pl.Trainer) -> Path:

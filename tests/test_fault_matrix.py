@@ -1,16 +1,17 @@
-"""Fault injection for genlab's training runs: kills, signals, resumes and bad inputs, each checked end to end.
+"""Fault injection on the real `genlab` command: kills, signals, resumes and bad inputs, each checked end to end.
 
-    python scripts/fault_matrix.py [--kills 6] [--json results.json]
+Every case starts `python -m genlab.cli` in a subprocess on the tiny model of tests/tiny_models.py (4 steps an
+epoch), so it checks what a user gets; test_reliability.py checks most of the same in-process. The kill -9 case puts
+the run folder on /dev/shm (another filesystem than $TMPDIR, where a copy-over-target move used to break last.ckpt)
+and gives $TMPDIR a fresh folder, to count the checkpoint-sized files a kill leaks there. Each test prints its rows
+of the table (case | expected | observed | ok). It takes minutes (23 starts of the command), so the suite skips it
+unless asked:
 
-Every case runs the real `genlab` command in a subprocess on a tiny model (tests/tiny_models.py), so it measures
-what a user gets. Prints one table: case, expected, observed, ok. Exit status 1 if any case fails.
-The kill -9 case puts the run folder on /dev/shm (another filesystem than $TMPDIR, where a copy-over-target move
-used to break last.ckpt) and gives $TMPDIR a fresh folder, to count the checkpoint-sized files a kill leaks there.
+    python -m pytest tests/test_fault_matrix.py --fault-matrix -rP
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -23,16 +24,31 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from tiny_models import TINY_FIT
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("data_root", "asked_for")]
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--model", "tiny_models.TinyAutoencoder", "--data", "genlab.data.MNISTDataModule",
-        "--data.init_args.train_limit", "256", "--data.init_args.batch_size", "64",  # 4 steps an epoch
-        "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--checkpoint.monitor", "val/loss", "--checkpoint.filename", "best"]
+STEPS_PER_EPOCH = 4
+TINY = [*TINY_FIT, "--data.init_args.train_limit", "256"]  # STEPS_PER_EPOCH steps an epoch, as README's table
+KILLS = 6  # kill -9 during a save this many times
+HIDDEN = 8192  # the tiny model's width for the kill case: about 150 MB checkpoints with Adam's state
+
+
+@pytest.fixture
+def asked_for(request):
+    if not request.config.getoption("--fault-matrix"):
+        pytest.skip("the fault matrix runs with --fault-matrix (minutes of subprocess runs)")
 
 
 def env(**extra) -> dict:
+    """This checkout's code and the tiny model importable, W&B offline, and this interpreter's `genlab` command
+    first on PATH (the sweep runs it by name)."""
     path = os.pathsep.join([str(REPO / "src"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+    bin_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "PATH": bin_path, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
             "WANDB_DISABLE_GIT": "true", **extra}
 
 
@@ -42,10 +58,11 @@ _logs = iter(range(10**6))
 def genlab(*args: str, cwd: Path, **popen) -> subprocess.Popen:
     """Start `genlab ARGS` in `cwd`, its output in files there (a pipe nobody reads could block a long run)."""
     log = Path(cwd) / f"log-{next(_logs)}.txt"
-    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w"), text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even from a `&` job
-                            **{"env": env(), **popen})
+    with open(log, "w") as stderr:  # the child keeps its own copy of the file
+        proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=stderr, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even from a `&` job
+                                **{"env": env(), **popen})
     proc.log = log
     return proc
 
@@ -160,7 +177,8 @@ def kill9_during_saves(work: Path, kills: int, hidden: int) -> list[dict]:
             all_intact += ok
             steps.append(intact(last) if last.is_file() else "none")
         # one more start: the leftovers of the killed saves must be removed, and training must resume
-        code, _ = fit(root, "--trainer.max_epochs", str(2 + max(s for s in steps if isinstance(s, int)) // 4),
+        epochs = 2 + max(s for s in steps if isinstance(s, int)) // STEPS_PER_EPOCH
+        code, _ = fit(root, "--trainer.max_epochs", str(epochs),
                       "--model.init_args.hidden", str(hidden), "--ckpt_path", "last", cwd=work,
                       env=env(TMPDIR=str(tmpdir)))
         leftovers = len(temps())
@@ -302,40 +320,41 @@ def nan_case(work: Path) -> dict:
     step = intact(root / "checkpoints" / "last.ckpt")
     return {"case": "NaN loss", "expected": "exit 1, one line; last.ckpt = last good epoch",
             "observed": f"exit {code}, {said(err, 'nan')}, last.ckpt at step {step}",
-            "ok": code == 1 and step == 4 and "nan" in one_line(err)}
+            "ok": code == 1 and step == STEPS_PER_EPOCH and "nan" in one_line(err)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=6, help="kill -9 during a save this many times (default 6)")
-    parser.add_argument("--hidden", type=int, default=8192,
-                        help="tiny model width: sets the checkpoint size (8192: about 150 MB with Adam's state)")
-    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    args = parser.parse_args(argv)
-    start = time.monotonic()
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="genlab-fault-") as tmp:
-        work = Path(tmp)
-        for case in (lambda: kill9_during_saves(work, args.kills, args.hidden),
-                     lambda: signal_mid_training(work, signal.SIGTERM, {143}),
-                     lambda: signal_mid_training(work, signal.SIGINT, {1, 130}),
-                     lambda: sweep_kills(work), lambda: run_folder_cases(work), lambda: bad_checkpoint_cases(work),
-                     lambda: nan_case(work)):
-            result = case()
-            rows += result if isinstance(result, list) else [result]
-            print(f"[fault_matrix] {len(rows)} cases, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
-    widths = [max(len(str(r[k])) for r in rows + [{"case": "case", "expected": "expected", "observed": "observed",
-                                                   "ok": "ok"}]) for k in ("case", "expected", "observed")]
-    print(f"| {'case':<{widths[0]}} | {'expected':<{widths[1]}} | {'observed':<{widths[2]}} | ok |")
-    print(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 2)}|----|")
+# ------------------------------------------------------------------------------------------------------ the tests
+def check(rows: list[dict]) -> None:
+    """Print the rows as lines of the table, and fail naming every row that is not as expected."""
     for r in rows:
-        print(f"| {r['case']:<{widths[0]}} | {r['expected']:<{widths[1]}} | {r['observed']:<{widths[2]}} | "
-              f"{'yes' if r['ok'] else 'NO'} |")
-    print(f"\n{sum(r['ok'] for r in rows)}/{len(rows)} cases as expected in {time.monotonic() - start:.0f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "seconds": time.monotonic() - start}, indent=1))
-    return 0 if all(r["ok"] for r in rows) else 1
+        print(f"| {r['case']} | {r['expected']} | {r['observed']} | {'yes' if r['ok'] else 'NO'} |")
+    wrong = [f"{r['case']}: expected {r['expected']}; observed {r['observed']}" for r in rows if not r["ok"]]
+    assert not wrong, "\n".join(wrong)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def test_kill9_during_saves_leaves_intact_checkpoints_and_no_temp_files(tmp_path):
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("needs /dev/shm: the run folder must be on another filesystem than $TMPDIR")
+    check(kill9_during_saves(tmp_path, KILLS, HIDDEN))
+
+
+@pytest.mark.parametrize(("signum", "expect"), [(signal.SIGTERM, {143}), (signal.SIGINT, {1, 130})],
+                         ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_training_saves_the_state(tmp_path, signum, expect):
+    check([signal_mid_training(tmp_path, signum, expect)])
+
+
+def test_killing_a_sweep_runner_stops_its_run_and_bad_sweep_yaml_is_one_line(tmp_path):
+    check(sweep_kills(tmp_path))
+
+
+def test_a_finished_run_resumes_and_an_occupied_folder_is_refused(tmp_path):
+    check(run_folder_cases(tmp_path))
+
+
+def test_a_damaged_or_unsafe_checkpoint_is_refused_in_one_line(tmp_path):
+    check(bad_checkpoint_cases(tmp_path))
+
+
+def test_a_nan_loss_stops_the_run_keeping_the_last_good_checkpoint(tmp_path):
+    check([nan_case(tmp_path)])
