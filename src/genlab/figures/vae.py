@@ -16,8 +16,10 @@ from genlab.runtime import eval_mode
 
 def _decoded(model, z: Tensor) -> Tensor:
     """The images [N,1,28,28] in [0, 1], on the CPU, that the model decodes from the codes z: the likelihood's
-    pixel means (sigmoid of the logits for Bernoulli pixels, the continuous Bernoulli's mean otherwise)."""
-    return model.pixel_means(model.decode(z.to(model.device))).clamp(0, 1).cpu()
+    pixel means (sigmoid of the logits for Bernoulli pixels, the continuous Bernoulli's mean otherwise; sigmoid for
+    a model that names no likelihood)."""
+    means = getattr(model, "pixel_means", torch.sigmoid)
+    return means(model.decode(z.to(model.device))).clamp(0, 1).cpu()
 
 
 def grid_latents(model, n: int = 20) -> tuple[Tensor, Tensor]:
