@@ -14,8 +14,12 @@ from torch import Tensor
 from genlab.runtime import eval_mode
 
 
-def _to_image(logits: Tensor) -> Tensor:
-    return torch.sigmoid(logits).clamp(0, 1).cpu()
+def _decoded(model, z: Tensor) -> Tensor:
+    """The images [N,1,28,28] in [0, 1], on the CPU, that the model decodes from the codes z: the likelihood's
+    pixel means (sigmoid of the logits for Bernoulli pixels, the continuous Bernoulli's mean otherwise; sigmoid for
+    a model that names no likelihood)."""
+    means = getattr(model, "pixel_means", torch.sigmoid)
+    return means(model.decode(z.to(model.device))).clamp(0, 1).cpu()
 
 
 def grid_latents(model, n: int = 20) -> tuple[Tensor, Tensor]:
@@ -40,7 +44,7 @@ def grid_latents(model, n: int = 20) -> tuple[Tensor, Tensor]:
 def latent_grid_images(model, n: int = 20) -> tuple[Tensor, Tensor]:
     """Decoded grid [n*n,1,28,28] in [0,1] and the axis values [n]."""
     z, values = grid_latents(model, n)
-    return _to_image(model.decode(z.to(model.device))), values
+    return _decoded(model, z), values
 
 
 def latent_grid_figure(model, n: int = 20):
@@ -181,7 +185,7 @@ def representative_index(model, y: Tensor, mu: Tensor, cls: int, judge=None, con
         return int(order[0])
     for start in range(0, len(order), chunk):
         part = order[start : start + chunk]
-        probs = judge(_to_image(model.decode(mu[part].to(model.device))))
+        probs = judge(_decoded(model, mu[part]))
         ok = ((probs.argmax(1) == cls) & (probs[:, cls] >= confidence)).nonzero().flatten()
         if len(ok):
             return int(part[ok[0]])
@@ -219,7 +223,7 @@ def interpolation(model, x: Tensor, y: Tensor, mu: Tensor | None = None, a: int 
             raise ValueError(f"image index {i} is out of range: the images are numbered 0-{len(x) - 1}")
     t = torch.linspace(0, 1, steps)[:, None]
     z = (1 - t) * mu[index_from] + t * mu[index_to]
-    images = _to_image(model.decode(z.to(model.device)))
+    images = _decoded(model, z)
     predictions = judge(images).argmax(1) if judge is not None else None
     return Interpolation(index_from, index_to, t.flatten(), z, images, predictions)
 
@@ -229,7 +233,7 @@ def interpolation_images(model, x_from: Tensor, x_to: Tensor, steps: int = 10) -
     """Decoded images [steps,1,28,28] along the straight line between the two images' posterior means."""
     mu, _ = model.encode(torch.stack([x_from, x_to]).to(model.device))
     t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
-    return _to_image(model.decode((1 - t) * mu[0] + t * mu[1]))
+    return _decoded(model, (1 - t) * mu[0] + t * mu[1])
 
 
 def interpolation_figure(model, x: Tensor, y: Tensor, path: Interpolation, class_names: list[str],
@@ -287,7 +291,7 @@ def reconstruction_images(model, x: Tensor, n: int = 16) -> Tensor:
     """[2n,1,28,28]: n originals followed by their reconstructions (decoded posterior means)."""
     x = x[:n].to(model.device)
     mu, _ = model.encode(x)
-    return torch.cat([x.cpu(), _to_image(model.decode(mu))])
+    return torch.cat([x.cpu(), _decoded(model, mu)])
 
 
 def _grid(images: Tensor, nrow: int) -> Tensor:
@@ -301,7 +305,7 @@ CAPTIONS = {
     "latent_scatter": "posterior means coloured by label",
     "interpolation": "decoded images along a straight latent line",
     "reconstructions": "originals (top) and reconstructions from posterior means (bottom)",
-    "samples": "decoded prior samples z ~ N(0, I) (pixel means)",
+    "samples": "decoded prior samples z ~ p(z) (pixel means)",
 }
 
 
@@ -367,7 +371,7 @@ def explorer_page(model, mu: Tensor, y: Tensor, split: str = "test", title: str 
     n = len(mu)
 
     def decode(p: Tensor) -> Tensor:
-        return _to_image(model.decode(plane.lift(p).to(model.device)))[:, 0]
+        return _decoded(model, plane.lift(p))[:, 0]
 
     if plane.is_pca:
         note = (f"latent_dim = {model.hparams.latent_dim}: the plane is the first two principal components of the "

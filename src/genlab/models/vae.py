@@ -2,10 +2,14 @@
 
 Everything is measured per image in nats, summed over the 784 pixels (the networks and the losses are in
 genlab.nets.vae; the pictures in genlab.figures.vae):
-    recon    = -log p(x|z)           (binary cross-entropy on logits; continuous pixels act as soft targets)
-    kl       = KL(q(z|x) || N(0, I))  (closed form)
+    recon    = -log p(x|z)           (likelihood "bernoulli": binary cross-entropy on logits; on continuous pixels
+                                      these are soft targets and the figure is NOT a likelihood of [0, 1] pixels;
+                                      "continuous_bernoulli" adds the normaliser and is a proper density)
+    kl       = KL(q(z|x) || p(z))    (closed form for prior "gaussian" = N(0, I); for prior "vamp" the one-sample
+                                      estimate log q(z|x) - log p(z), p the mixture at the learned pseudo-inputs)
     neg_elbo = recon + kl             (an upper bound on -log p(x))
-    iwae_nll = -log (1/k) sum_i p(x, z_i) / q(z_i|x)  (the IWAE bound, tighter as k grows)
+    iwae_nll = -log (1/k) sum_i p(x, z_i) / q(z_i|x)  (the IWAE bound, tighter as k grows; with every option)
+Training minimises neg_elbo (objective "elbo") or the IWAE bound with iwae_k samples (objective "iwae").
 """
 
 from __future__ import annotations
@@ -14,11 +18,20 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from genlab.models.base import GenlabModule, check_learning_rates
-from genlab.nets.vae import LOG_2PI, bernoulli_nll, build_networks, gaussian_kl, gaussian_log_prob
+from genlab.nets.vae import (
+    VampPrior,
+    build_networks,
+    continuous_bernoulli_mean,
+    gaussian_kl,
+    gaussian_log_prob,
+    iwae_bound,
+    mixture_log_prob,
+    pixel_log_likelihood,
+    standard_normal_log_prob,
+)
 from genlab.optim import make_scheduler
 from genlab.runtime import eval_mode
 
@@ -27,7 +40,7 @@ TABLE_ROWS = 500  # rows of the W&B scatter table: each carries a thumbnail, so 
 
 
 class VAE(GenlabModule):
-    """Variational autoencoder on 28x28 images with Bernoulli pixels.
+    """Variational autoencoder on 28x28 images with Bernoulli (or continuous Bernoulli) pixels.
 
     Args:
         arch: "mlp" (dense encoder and decoder) or "conv" (strided convolutions / transposed convolutions).
@@ -47,6 +60,12 @@ class VAE(GenlabModule):
         figures_every_n_epochs: render and log the five pictures every N validation epochs (0 = never).
         interpolate_from, interpolate_to: the classes (labels) whose representative images the interpolation joins.
         dataset: the data the model is trained on ("mnist" or "fashion_mnist"), used by `genlab evaluate`.
+        prior: "gaussian" (N(0, I)) or "vamp" (VampPrior, Tomczak & Welling 2018: the encoder's posteriors at
+            n_pseudo_inputs learned pseudo-inputs, mixed in equal parts).
+        objective: "elbo" or "iwae" (train on the importance-weighted bound with iwae_k samples, Burda et al.
+            2016; val/loss is then that bound on the validation images).
+        likelihood: "bernoulli" or "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019: a proper density of
+            pixels in [0, 1]; pictures then show its mean, not sigmoid(logits)).
     """
 
     def __init__(
@@ -70,6 +89,11 @@ class VAE(GenlabModule):
         interpolate_from: int = 9,
         interpolate_to: int = 8,
         dataset: str = "mnist",
+        prior: Literal["gaussian", "vamp"] = "gaussian",
+        n_pseudo_inputs: int = 500,
+        objective: Literal["elbo", "iwae"] = "elbo",
+        iwae_k: int = 5,
+        likelihood: Literal["bernoulli", "continuous_bernoulli"] = "bernoulli",
     ):
         super().__init__()
         hidden, channels = [int(h) for h in hidden], [int(c) for c in channels]
@@ -80,9 +104,19 @@ class VAE(GenlabModule):
         check_learning_rates(lr=lr)
         if schedule not in ("onecycle", "cosine", "constant"):
             raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {schedule!r}")
+        if prior not in ("gaussian", "vamp"):
+            raise ValueError(f"prior must be 'gaussian' or 'vamp', got {prior!r}")
+        if objective not in ("elbo", "iwae"):
+            raise ValueError(f"objective must be 'elbo' or 'iwae', got {objective!r}")
+        if likelihood not in ("bernoulli", "continuous_bernoulli"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'continuous_bernoulli', got {likelihood!r}")
+        if iwae_k < 1:
+            raise ValueError(f"iwae_k must be >= 1 (importance samples per image), got {iwae_k}")
         self.save_hyperparameters()
         self.hparams.hidden, self.hparams.channels = hidden, channels  # lists, not tuples, in the checkpoint
         self.encoder, self.decoder = build_networks(arch, latent_dim, hidden, channels, act)
+        # Only the VampPrior has parameters: a Gaussian-prior checkpoint keeps exactly the keys it always had.
+        self.vamp = VampPrior(n_pseudo_inputs) if prior == "vamp" else None
         self._val_store: dict[str, list[Tensor]] = {}
         self._train_sums: Tensor | None = None  # running sums of (recon, kl) over the epoch's batches
         self._train_batches = 0
@@ -93,47 +127,88 @@ class VAE(GenlabModule):
         return self.encoder(x)
 
     def decode(self, z: Tensor) -> Tensor:
-        """Bernoulli logits [N,1,28,28]."""
+        """Logits [N,1,28,28] of p(x|z) (Bernoulli or continuous Bernoulli; pixel_means turns them into images)."""
         return self.decoder(z)
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """One-sample ELBO terms per image: recon, kl, neg_elbo (all [B]) and mu, logvar, logits."""
+    def pixel_means(self, logits: Tensor) -> Tensor:
+        """The decoded image in [0, 1]: E[x|z] of the likelihood (sigmoid(logits) for the Bernoulli)."""
+        if self.hparams.likelihood == "continuous_bernoulli":
+            return continuous_bernoulli_mean(logits)
+        return torch.sigmoid(logits)
+
+    def log_likelihood(self, logits: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) per image (any leading shape of logits; x broadcasts against it)."""
+        return pixel_log_likelihood(logits, x, self.hparams.likelihood)
+
+    def prior_components(self) -> tuple[Tensor, Tensor] | None:
+        """(mu, logvar) [K, D] of the VampPrior's mixture; None for the Gaussian prior."""
+        return None if self.vamp is None else self.vamp.components(self.encoder)
+
+    def log_prior(self, z: Tensor, components: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """log p(z) over the last dimension of z. `components`: prior_components(), computed once by a caller that
+        evaluates many z (the VampPrior runs the encoder on its pseudo-inputs to get them)."""
+        if self.vamp is None:
+            return standard_normal_log_prob(z)
+        if components is None:
+            components = self.prior_components()
+        return mixture_log_prob(z, *components)
+
+    def forward(self, x: Tensor, noise: Tensor | None = None) -> dict[str, Tensor]:
+        """One-sample ELBO terms per image: recon, kl, neg_elbo (all [B]) and mu, logvar, logits.
+
+        noise: the standard-normal draw [B, D] of the reparameterisation (default: a fresh one). The KL term is
+        exact for the Gaussian prior, and log q(z|x) - log p(z) at the sampled z for the VampPrior."""
         mu, logvar = self.encoder(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
+        eps = torch.randn_like(mu) if noise is None else noise
+        z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation
         logits = self.decoder(z)
-        recon, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
+        recon = -self.log_likelihood(logits, x)
+        kl = gaussian_kl(mu, logvar) if self.vamp is None else gaussian_log_prob(z, mu, logvar) - self.log_prior(z)
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "mu": mu, "logvar": logvar, "logits": logits}
+
+    def log_weights(self, x: Tensor, noise: Tensor, posterior: tuple[Tensor, Tensor] | None = None,
+                    components: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """(log p(x|z), log p(z), log q(z|x)), each [k, B], at z = mu + noise * std for noise [k, B, D]; their sum
+        log p(x|z) + log p(z) - log q(z|x) is the log importance weight. `posterior`: (mu, logvar) of x when the
+        caller has them already."""
+        mu, logvar = self.encoder(x) if posterior is None else posterior
+        z = mu + noise * torch.exp(0.5 * logvar)  # [k, B, D]
+        logits = self.decoder(z.flatten(0, 1)).view(len(noise), *x.shape)  # [k, B, 1, 28, 28]
+        return self.log_likelihood(logits, x), self.log_prior(z, components), gaussian_log_prob(z, mu, logvar)
 
     @torch.no_grad()
     def iwae_nll(self, x: Tensor, k: int, chunk: int = 100_000, generator: torch.Generator | None = None) -> Tensor:
-        """-log p(x) estimated with k importance samples from q(z|x), per image [B] (k=1 is the one-sample ELBO).
+        """-log p(x) estimated with k importance samples from q(z|x), per image [B] (k=1 is the one-sample ELBO),
+        with this model's likelihood and prior.
 
-        The decoder sees at most `chunk` latent codes at once, so k=1000 fits in memory on a CPU.
-        """
-        mu, logvar = self.encoder(x)
-        std = torch.exp(0.5 * logvar)
-        log_w = torch.empty(k, len(x), device=x.device)
+        The decoder sees at most `chunk` latent codes at once and the k weights are folded into a running
+        logsumexp, so memory does not grow with k (k=5000 over a batch of 100 images runs in about 100 MB)."""
+        posterior = self.encoder(x)
+        components = self.prior_components()
+        acc = torch.full((len(x),), float("-inf"), device=x.device)
         step = max(1, chunk // max(1, len(x)))
         for start in range(0, k, step):
             n = min(step, k - start)
-            eps = torch.randn((n, *mu.shape), device=mu.device, generator=generator)
-            z = mu + eps * std  # [n, B, D]
-            logits = self.decoder(z.flatten(0, 1)).view(n, *x.shape)  # [n, B, 1, 28, 28]
-            target = x.unsqueeze(0).expand_as(logits)  # a view: no n-fold copy of the images
-            log_px = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(2).sum(-1)
-            log_pz = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-            log_qz = gaussian_log_prob(z, mu, logvar)
-            log_w[start : start + n] = log_px + log_pz - log_qz
-        return -(torch.logsumexp(log_w, dim=0) - math.log(k))
+            noise = torch.randn((n, *posterior[0].shape), device=x.device, generator=generator)
+            log_px, log_pz, log_qz = self.log_weights(x, noise, posterior, components)
+            acc = torch.logaddexp(acc, torch.logsumexp(log_px + log_pz - log_qz, dim=0))
+        return -(acc - math.log(k))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> Tensor:
-        """n decoded prior samples [n,1,28,28] in [0,1] (pixel means sigmoid(logits), not Bernoulli draws)."""
+        """n decoded prior samples [n,1,28,28] in [0,1] (pixel means, not pixel draws). The VampPrior draws a
+        component uniformly, then z from it."""
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(seed)
-        z = torch.randn(n, self.hparams.latent_dim, device=self.device, generator=gen)
-        return torch.sigmoid(self.decoder(z))
+        eps = torch.randn(n, self.hparams.latent_dim, device=self.device, generator=gen)
+        if self.vamp is None:
+            z = eps
+        else:
+            mu, logvar = self.prior_components()
+            pick = torch.randint(len(mu), (n,), device=self.device, generator=gen)
+            z = mu[pick] + eps * torch.exp(0.5 * logvar[pick])
+        return self.pixel_means(self.decoder(z))
 
     # --- training -------------------------------------------------------------------------------------------
 
@@ -145,14 +220,27 @@ class VAE(GenlabModule):
         steps = max(1.0, warm * max(1, self.trainer.num_training_batches))
         return beta * min(1.0, (self.global_step + 1) / steps)
 
+    def _iwae_terms(self, x: Tensor, k: int, weight: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(loss at the KL weight `weight`, the bound's value at weight 1, recon, kl) of the IWAE objective with k
+        reparameterised samples, batch means. The KL weight scales log p(z) - log q(z|x) inside each weight."""
+        mu, logvar = self.encoder(x)
+        noise = torch.randn((k, *mu.shape), device=x.device, dtype=mu.dtype)
+        log_px, log_pz, log_qz = self.log_weights(x, noise, (mu, logvar))
+        loss = -iwae_bound(log_px + weight * (log_pz - log_qz)).mean()
+        bound = loss if weight == 1.0 else -iwae_bound(log_px + log_pz - log_qz).mean()
+        return loss, bound, -log_px.mean(), (log_qz - log_pz).mean()
+
     def training_step(self, batch, batch_idx):
         x, _ = batch
-        out = self(x)
-        recon, kl = out["recon"].mean(), out["kl"].mean()
-        loss = recon + self.kl_weight() * kl
+        if self.hparams.objective == "iwae":
+            loss, bound, recon, kl = self._iwae_terms(x, self.hparams.iwae_k, self.kl_weight())
+        else:
+            out = self(x)
+            recon, kl = out["recon"].mean(), out["kl"].mean()
+            loss, bound = recon + self.kl_weight() * kl, recon + kl
         # Epoch means only, summed on the device here and logged once per epoch: no per-step host syncs and no
         # per-step logging machinery in the hot loop (see on_train_epoch_end).
-        sums = torch.stack([recon.detach(), kl.detach()])
+        sums = torch.stack([bound.detach(), recon.detach(), kl.detach()])
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         self._train_batches += 1
         return loss
@@ -163,15 +251,18 @@ class VAE(GenlabModule):
     def on_train_epoch_end(self) -> None:
         if self._train_sums is None:
             return
-        recon, kl = (self._train_sums / self._train_batches).unbind()
-        self.log_dict({"train/loss": recon + kl, "train/recon": recon, "train/kl": kl, "train/kl_weight":
+        loss, recon, kl = (self._train_sums / self._train_batches).unbind()
+        self.log_dict({"train/loss": loss, "train/recon": recon, "train/kl": kl, "train/kl_weight":
                        torch.tensor(self.kl_weight())}, sync_dist=True)
 
     def _eval_step(self, batch, stage: str) -> dict[str, Tensor]:
         x, y = batch
         out = self(x)
+        loss = out["neg_elbo"].mean()
+        if self.hparams.objective == "iwae":  # the objective trained on, so early stopping follows it
+            loss = self._iwae_terms(x, self.hparams.iwae_k)[1]
         metrics = {
-            f"{stage}/loss": out["neg_elbo"].mean(),
+            f"{stage}/loss": loss,
             f"{stage}/neg_elbo": out["neg_elbo"].mean(),
             f"{stage}/recon": out["recon"].mean(),
             f"{stage}/kl": out["kl"].mean(),
