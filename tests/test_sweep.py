@@ -52,6 +52,13 @@ def test_shipped_sweep_files_are_valid_wandb_sweeps(repo):
         assert len(runs) >= 2
         argv = run_command(sweep["command"], runs[0], Path("runs/x"))
         assert argv[1:4] == ["-m", "genlab.cli", "fit"] and any(a.startswith("--model.init_args.") for a in argv)
+        if "early_terminate" in sweep:  # W&B's own hyperband code takes it, and genlab reads the same rungs
+            from sweeps.hyperband_stopping import hyperband_stop_runs
+
+            from genlab.sweep import plan_rungs
+
+            assert hyperband_stop_runs([], sweep) == []
+            assert len(plan_rungs(sweep).rungs) >= 2
 
 
 def test_invalid_sweep_is_rejected_with_wandbs_reason(tmp_path):
@@ -64,7 +71,7 @@ def test_invalid_sweep_is_rejected_with_wandbs_reason(tmp_path):
 
 @pytest.mark.usefixtures("data_root")
 def test_two_point_sweep_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the runs are subprocesses; they import tiny_models
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))  # runs import tiny_models
     config = tiny_sweep(tmp_path / "tiny.yaml")
     assert main(["sweep", "-c", str(config), "--out", "sweep"]) == 0
     runs = sorted(Path("sweep").glob("run-*/summary.json"))
@@ -277,7 +284,7 @@ def test_a_time_ladder_passes_each_rungs_max_time(tmp_path, monkeypatch, capsys)
 def test_a_promoted_run_continues_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     """A real two-run ladder (1 then 2 epochs, eta 2): the better run goes on from its own last.ckpt, so its global
     step continues from where rung 1 left it; the other stops after one epoch."""
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # the runs are subprocesses; they import tiny_models
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))  # runs import tiny_models
     config = tiny_sweep(tmp_path / "tiny.yaml", early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2})
     sweep = yaml.safe_load(config.read_text())
     del sweep["parameters"]["trainer.max_steps"]
