@@ -266,7 +266,27 @@ def test_ladder_promotes_and_resumes_an_interrupted_sweep_without_redoing_rungs(
     assert all(rows[x]["status"] == "stopped at 1 epochs" and rows[x]["x @ 3epochs"] == "" for x in (3, 4, 5, 6))
     table = (out / "summary.md").read_text().split("## Rungs")[1]
     assert "| 1 epochs | 3 epochs | 4 epochs | status |" in table
+    assert "| 1 (2.0x) | 1 (2.0x) | 1 (2.0x) | finished |" in table  # the metric, and its multiple of x_floor
     assert (out / "rungs.png").is_file()
+
+
+def test_a_run_that_fails_at_a_rung_leaves_the_ladder(tmp_path, monkeypatch, capsys):
+    """The best run (x 1) fails at the first rung: the next best goes on in its place, the report says where it
+    failed, and rerunning does not train it again (a failure is a result; a signal is not)."""
+    from genlab.sweep import run_sweep, write_report
+
+    monkeypatch.chdir(tmp_path)
+    sweep = ladder_sweep(tmp_path / "s.yaml", {"trainer.max_epochs": 2, "fail_x": "1"}, {"min_iter": 1, "eta": 3},
+                         x=[1, 2, 3])
+    out = tmp_path / "out"
+    assert sorted(run_sweep(sweep, out)) == [0, 0, 0, 1]
+    assert "1 run(s) failed at rung 1 epochs" in capsys.readouterr().out
+    assert run_sweep(sweep, out) == []
+    write_report(out)
+    rows = {float(r["x"]): r["status"] for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows == {2.0: "finished", 3.0: "stopped at 1 epochs"}  # x 1 has no summary: not a finished run
+    table = (out / "summary.md").read_text().split("## Rungs")[1]
+    assert table.count("| stopped at 1 epochs |") == 1 and table.count("|  |  | failed at 1 epochs (exit 1) |") == 1
 
 
 def test_a_time_ladder_passes_each_rungs_max_time(tmp_path, monkeypatch, capsys):

@@ -295,6 +295,8 @@ def plan_rungs(sweep: dict, rungs: list[float] | None = None) -> RungPlan | None
     ((key, value),) = fixed.items()
     unit = BUDGET_KEYS[key]
     full = _minutes(value, key) if unit == "min" else float(value)
+    if not full > 0:
+        raise SweepConfigError(f"{key} {value!r}: early termination needs a full budget above 0")
     eta = float(terminate.get("eta", 3))
     if rungs is not None:
         bands = [float(b) for b in rungs]
@@ -493,10 +495,9 @@ def execute(command: list, jobs: list[tuple[dict, Path]], parallel: int = 1, dry
         raise SweepInterrupted(children.signal)
     if any(codes) and rung is None:
         print(f"[sweep] {sum(1 for c in codes if c)} run(s) failed; rerun the same command to retry them", flush=True)
-    elif any(codes):
-        print(f"[sweep] {sum(1 for c in codes if c)} run(s) failed at rung {rung.title} (see their log.txt): they "
-              f"leave the ladder (rerunning resumes only runs stopped by a signal; to retry a failed one, delete its "
-              f"{RECORDS}/{rung.label}.json)", flush=True)
+    elif failed := sum(1 for c in codes if 0 < c < 128 and c != 75):  # the ones write_record marked failed
+        print(f"[sweep] {failed} run(s) failed at rung {rung.title} (see their log.txt): they leave the ladder "
+              f"(to retry one, delete its {RECORDS}/{rung.label}.json and rerun)", flush=True)
     return codes
 
 
@@ -628,13 +629,14 @@ def write_report(out: Path) -> dict[str, Path]:
                   "the rung (x its real-data floor where the run logs one).", "",
                   "| run | " + " | ".join(r.title for r in plan.rungs) + " | status |",
                   "|---|" + "---|" * (len(plan.rungs) + 1)]
-        for r in ranked:
-            row = status.get(r["run"], {})
+        names = [r["run"] for r in ranked] + [n for n in status if n not in {r["run"] for r in ranked}]
+        for name in names:  # the finished runs as ranked above, then those without a summary (failed, pending)
+            row = status.get(name, {})
             cells = []
             for rung in plan.rungs:
                 value, ratio = row.get(f"{metric} @ {rung.label}", ""), row.get(f"x floor @ {rung.label}")
                 cells.append(_fmt(value) + (f" ({ratio:.1f}x)" if ratio else ""))
-            lines.append(f"| {r['run']} | " + " | ".join(cells) + f" | {row.get('status', '')} |")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row.get('status', '')} |")
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for r in ranked:
             row = status.get(r["run"], {})
