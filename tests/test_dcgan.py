@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.models.dcgan import DCGAN, NonFiniteLossError, generator_loss
+from genlab.models.dcgan import DCGAN, NonFiniteLossError, discriminator_loss, generator_loss
 from genlab.nets.dcgan import Discriminator
 
 TINY = dict(z_dim=16, g_width=8, d_width=0.125, n_fixed=4, d_strong_patience=10_000)
@@ -234,8 +234,119 @@ def test_g_loss_is_a_logged_hyper_parameter_and_trains():
     assert model.hparams.g_loss == "saturating" and fresh().hparams.g_loss == "non_saturating"
     trainer = fit(model, real_images(16), steps=2)
     assert torch.isfinite(trainer.logged_metrics["train/g_loss"]) and trainer.logged_metrics["train/g_loss"] < 0
-    with pytest.raises(ValueError, match="g_loss must be one of non_saturating, saturating, got 'minimax'"):
+    with pytest.raises(ValueError, match="g_loss must be one of non_saturating, saturating, hinge, got 'minimax'"):
         fresh(g_loss="minimax")
+
+
+def test_hinge_losses_on_known_logits():
+    """D: mean max(0, 1 - l) on real and mean max(0, 1 + l) on fake logits; G: -mean l. The BCE losses are unchanged."""
+    logits = torch.tensor([-2.0, 0.0, 0.5, 3.0])
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    assert discriminator_loss(logits, ones, "hinge").item() == pytest.approx((3 + 1 + 0.5 + 0) / 4)
+    assert discriminator_loss(logits, zeros, "hinge").item() == pytest.approx((0 + 1 + 1.5 + 4) / 4)
+    assert generator_loss(logits, "hinge").item() == pytest.approx(-0.375)
+    # a smoothed real target 0.9 is the sign 0.8: max(0, 1 - 0.8 l); a flipped target swaps the terms
+    assert discriminator_loss(logits, torch.full((4,), 0.9), "hinge").item() == pytest.approx((2.6 + 1 + 0.6 + 0) / 4)
+    for kind in ("non_saturating", "saturating"):
+        torch.testing.assert_close(discriminator_loss(logits, ones, kind),
+                                   torch.nn.functional.binary_cross_entropy_with_logits(logits, ones))
+    lg = torch.full((8,), -12.0, requires_grad=True)  # a confident D still leaves G a gradient of -1/n per logit
+    assert torch.autograd.grad(generator_loss(lg, "hinge"), lg)[0].tolist() == [-1 / 8] * 8
+
+
+def test_hinge_option_trains_d_and_g_with_the_hinge_loss(monkeypatch):
+    import genlab.models.dcgan as dcgan
+
+    kinds = {"D": set(), "G": set()}
+    d_loss, g_loss = dcgan.discriminator_loss, dcgan.generator_loss
+    monkeypatch.setattr(dcgan, "discriminator_loss", lambda z, t, k: kinds["D"].add(k) or d_loss(z, t, k))
+    monkeypatch.setattr(dcgan, "generator_loss", lambda z, k: kinds["G"].add(k) or g_loss(z, k))
+    trainer = fit(fresh(g_loss="hinge"), real_images(16), steps=2)
+    assert kinds == {"D": {"hinge"}, "G": {"hinge"}}
+    assert all(torch.isfinite(trainer.logged_metrics[f"train/{k}"]) for k in ("d_loss", "g_loss"))
+
+
+# ------------------------------------------------------------------------------------------- DiffAugment
+def test_translation_and_cutout_move_and_hide_pixels():
+    from genlab.nets.diffaugment import cutout, translation
+
+    torch.manual_seed(0)
+    dot = torch.zeros(64, 1, 28, 28)
+    dot[:, :, 14, 14] = 1.0
+    moved = translation(dot)
+    assert torch.equal(moved.sum((1, 2, 3)), torch.ones(64))  # the dot stays whole, somewhere else
+    where = moved[:, 0].flatten(1).argmax(1)
+    dy, dx = where // 28 - 14, where % 28 - 14
+    assert dy.abs().max() <= 4 and dx.abs().max() <= 4 and len(set(zip(dy.tolist(), dx.tolist(), strict=True))) > 10
+    ones = torch.ones(64, 1, 28, 28)
+    cut = cutout(ones)
+    holes = (cut == 0).sum((1, 2, 3))
+    assert holes.max() == 14 * 14 and holes.min() >= 7 * 7  # half the size, clipped at the edges
+    assert ((cut == 0) | (cut == 1)).all()
+
+
+def test_gradients_flow_through_the_augmentation():
+    """d sum(aug(x)) / dx is 1 at every pixel that reaches the output and 0 elsewhere; through D and the
+    augmentation, G's parameters get a gradient."""
+    from genlab.nets.diffaugment import diff_augment
+
+    torch.manual_seed(1)
+    x = torch.ones(16, 1, 28, 28, requires_grad=True)
+    y = diff_augment(x, "translation,cutout")
+    y.sum().backward()
+    assert set(x.grad.unique().tolist()) == {0.0, 1.0}
+    assert x.grad.sum() == y.sum() and 0 < y.sum() < x.numel()
+    x_nhwc = torch.rand(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    assert diff_augment(x_nhwc, "translation,cutout").is_contiguous(memory_format=torch.channels_last)
+
+    model = fresh(diffaugment="translation,cutout", d_lr=0.0)
+    fit(model, real_images(8), steps=1)
+    grads = [p.grad for p in model.generator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def d_inputs_of_one_step(model: DCGAN, x: torch.Tensor) -> list[torch.Tensor]:
+    """What D is shown in one training step (in order: real and fake of D's update, fake of G's update)."""
+    seen = []
+    hook = model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    fit(model, x, steps=1)
+    hook.remove()
+    return seen
+
+
+def test_the_augmentation_is_applied_to_real_and_fake_alike(monkeypatch):
+    import genlab.models.dcgan as dcgan
+
+    augmented, augment = [], dcgan.diff_augment
+
+    def spy(x, policy):
+        out = augment(x, policy)
+        augmented.append((x, out))
+        return out
+
+    monkeypatch.setattr(dcgan, "diff_augment", spy)
+    x = real_images(8)
+    seen = d_inputs_of_one_step(fresh(diffaugment="translation,cutout"), x)
+    assert len(seen) == len(augmented) == 3
+    assert all(shown is out for shown, (_, out) in zip(seen, augmented, strict=True))  # D sees augmented images only
+    (real_in, real_out), (fake_in, fake_out), (g_fake_in, _) = augmented
+    assert torch.equal(real_in, x * 2 - 1) and not torch.equal(real_out, real_in)  # the real batch, augmented
+    assert not fake_in.requires_grad and g_fake_in.grad_fn is not None  # G(z) in D's step (detached) and in G's
+    assert not torch.equal(fake_out, fake_in)
+
+
+def test_without_the_options_d_sees_the_images_as_before():
+    """diffaugment "" (the default): D's inputs are exactly the real batch in [-1, 1] and G's samples, unchanged."""
+    model = fresh()
+    x = real_images(8)
+    seen = d_inputs_of_one_step(model, x)
+    assert len(seen) == 3 and torch.equal(seen[0], x * 2 - 1)
+    assert torch.equal(seen[1], seen[2].detach())  # the same G(z) in D's and in G's update, not augmented
+    assert seen[2].grad_fn is not None and seen[2].grad_fn.name().startswith("Tanh")  # straight from G's output
+    for off in ("", "none"):
+        assert fresh(diffaugment=off)._augment == ()
+    with pytest.raises(ValueError, match="unknown augmentation 'color'; use a comma-separated list of translation, cutout"):
+        fresh(diffaugment="translation,color")
 
 
 # ------------------------------------------------------------------------------------------- diagnostics

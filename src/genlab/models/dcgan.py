@@ -4,10 +4,15 @@ discriminator is a hyper-parameter, so the mechanics of adversarial training can
 
 One training step, manual optimization (two optimizers, one batch):
 
-    (1) update D: real batch and G(z).detach() through D, BCE against the (smoothed / flipped) targets, D steps;
+    (1) update D: real batch and G(z).detach() through D, BCE against the (smoothed / flipped) targets (or, with
+        g_loss "hinge", the hinge loss), D steps;
     (2) update G: non-saturating loss -log D(G(z)) (or, with g_loss "saturating", the original minimax
-        loss log(1 - D(G(z))), whose gradient vanishes when D is confident) on generated images alone; `generator_step` is never given
-        the real batch, so G's gradient cannot depend on it (tests/test_dcgan.py checks both facts).
+        loss log(1 - D(G(z))), whose gradient vanishes when D is confident; with "hinge", -D(G(z))) on generated
+        images alone; `generator_step` is never given the real batch, so G's gradient cannot depend on it
+        (tests/test_dcgan.py checks both facts).
+
+With `diffaugment`, both passes show D augmented images (DiffAugment, genlab.nets.diffaugment): real and fake alike,
+differentiably, so G's gradient flows through the augmentation.
 
 Real and fake images go through D in *separate* forward passes: with batch norm in D, one concatenated pass
 would let the real batch's statistics leak into D(G(z)) and hence into G's gradient.
@@ -26,12 +31,13 @@ from torch import Tensor, nn
 from genlab.callbacks.guards import NonFiniteLossError as FiniteLossGuardError
 from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.dcgan import Discriminator, Generator, dcgan_init
+from genlab.nets.diffaugment import diff_augment, parse_policy
 from genlab.runtime import eval_mode
 
 D_STRONG_ADVICE = "try real_label 0.9, instance noise, or a lower d_lr"
 
 
-G_LOSSES = ("non_saturating", "saturating")
+G_LOSSES = ("non_saturating", "saturating", "hinge")
 
 
 def generator_loss(fake_logit: Tensor, kind: str = "non_saturating") -> Tensor:
@@ -40,13 +46,30 @@ def generator_loss(fake_logit: Tensor, kind: str = "non_saturating") -> Tensor:
     non_saturating: -log D(G(z)) = -log sigmoid(l); d/dl = sigmoid(l) - 1, close to -1 when D rejects G(z).
     saturating: log(1 - D(G(z))) = -softplus(l), the minimax game's own term; d/dl = -sigmoid(l), close to 0
     when D rejects G(z): a confident discriminator leaves the generator no gradient (Goodfellow et al. 2014).
-    Both are written on the logit (softplus, BCE with logits) so that neither overflows for a very confident D.
+    hinge: -l, the generator's half of the hinge GAN (Lim & Ye 2017; Miyato et al. 2018); d/dl = -1 however
+    confident D is (D's half is `discriminator_loss`).
+    Written on the logit (softplus, BCE with logits) so that none overflows for a very confident D.
     """
     if kind == "non_saturating":
         return F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
     if kind == "saturating":
         return -F.softplus(fake_logit).mean()
+    if kind == "hinge":
+        return -fake_logit.mean()
     raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {kind!r}")
+
+
+def discriminator_loss(logit: Tensor, target: Tensor, kind: str = "non_saturating") -> Tensor:
+    """D's loss on one batch of logits against targets in [0, 1] (1 real, 0 fake; smoothed or flipped ones between).
+
+    With the BCE losses (g_loss non_saturating or saturating): BCE(sigmoid(l), t).
+    With hinge: max(0, 1 - y l), y = 2t - 1, i.e. max(0, 1 - l) for real and max(0, 1 + l) for fake images (Lim &
+    Ye 2017): D stops pushing an image once its logit is past the margin. A smoothed real target 0.9 gives y = 0.8,
+    a gentler slope and a margin at l = 1.25; a flipped target swaps the two terms.
+    """
+    if kind == "hinge":
+        return F.relu(1 - (2 * target - 1) * logit).mean()
+    return F.binary_cross_entropy_with_logits(logit, target)
 
 
 class NonFiniteLossError(FiniteLossGuardError):
@@ -70,7 +93,8 @@ class DCGAN(GenlabModule):
         z_dim: latent size. g_width / d_width: G's channel count, D's channel multiplier (x64 channels).
         g_extra_layers: 3x3 conv blocks added to G at 7x7 (0: the plain DCGAN generator).
         g_loss: "non_saturating" (-log D(G(z)), the usual choice) or "saturating" (log(1 - D(G(z))) minimised,
-            the original minimax loss; its gradient vanishes under a confident D: see `generator_loss`).
+            the original minimax loss; its gradient vanishes under a confident D: see `generator_loss`), both with
+            D's BCE loss; or "hinge": the hinge loss for D and G alike (`discriminator_loss`, `generator_loss`).
         g_lr, d_lr, beta1, beta2: Adam settings (paper: 2e-4, (0.5, 0.999)), separate for G (g_*) and D (d_*).
         d_steps, g_steps: discriminator updates per training step, then generator updates.
         real_label: target for real images in D's loss (one-sided smoothing: 0.9; fake targets stay 0).
@@ -80,6 +104,9 @@ class DCGAN(GenlabModule):
         d_dropout, d_spectral_norm: dropout after D's hidden activations; spectral norm on D's convs.
         d_minibatch_std: give D a minibatch-standard-deviation feature, so that it can spot (and G is pushed
             away from) samples that all look alike; a remedy for missing classes, not a weakening of D.
+        diffaugment: differentiable augmentation of every D input, real and fake alike, in D's and G's updates
+            (DiffAugment, Zhao et al. 2020): a comma-separated list of "translation" (shifts of up to 1/8 of the
+            image) and "cutout" (a zeroed square of half its size), e.g. "translation,cutout"; "" for none.
         r1_gamma: weight of the R1 penalty gamma/2 * E||grad_x D(x)||^2 on real data (Mescheder et al. 2018).
         g_ema_decay: if > 0, sample() uses an exponential moving average of G's weights (0: the live G), with
             the usual warm-up min(decay, (1 + t) / (10 + t)) at step t; batch-norm statistics are copied.
@@ -118,12 +145,14 @@ class DCGAN(GenlabModule):
         fixed_seed: int = 1234,
         channels_last: bool | Literal["auto"] = False,
         g_extra_layers: int = 0,
-        g_loss: Literal["non_saturating", "saturating"] = "non_saturating",
+        g_loss: Literal["non_saturating", "saturating", "hinge"] = "non_saturating",
+        diffaugment: str = "",
     ):
         super().__init__()
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {g_loss!r}")
         check_learning_rates(allow_zero=True, g_lr=g_lr, d_lr=d_lr)  # 0 freezes one network
+        self._augment = parse_policy(diffaugment)  # checked here: a typo is one line from the CLI, not a crash later
         if g_extra_layers < 0:
             raise ValueError(f"g_extra_layers must be >= 0, got {g_extra_layers}")
         if d_steps < 1 or g_steps < 1:
@@ -181,7 +210,9 @@ class DCGAN(GenlabModule):
         return float(std) * max(0.0, 1.0 - int(self.gan_step) / steps)
 
     def d_input(self, x: Tensor) -> Tensor:
-        """What D sees during training: the image plus the current instance noise (real and fake alike)."""
+        """What D sees during training, real and fake alike: the image augmented (`diffaugment`), plus the current
+        instance noise. Both are differentiable, so G's gradient passes through them."""
+        x = diff_augment(x, self._augment)
         level = self.instance_noise_level()
         return x + level * torch.randn_like(x) if level > 0 else x
 
@@ -238,7 +269,8 @@ class DCGAN(GenlabModule):
         self.log_dict({k: stats[k] for k in shown}, on_step=True, on_epoch=False, prog_bar=True)
 
     def discriminator_step(self, real: Tensor, fake: Tensor, d_opt) -> dict[str, Tensor]:
-        """One D update: BCE(D(real), real target) + BCE(D(fake), fake target) [+ R1 on real]."""
+        """One D update: loss(D(real), real target) + loss(D(fake), fake target) [+ R1 on real], the loss BCE or
+        hinge (`discriminator_loss`)."""
         hp = self.hparams
         with self.toggled_optimizer(d_opt):  # only D's parameters collect gradients
             real_in = self.d_input(real)
@@ -247,9 +279,8 @@ class DCGAN(GenlabModule):
             real_logit = self.discriminator(real_in)
             fake_logit = self.discriminator(self.d_input(fake))
             real_t, fake_t = self.d_targets(real.shape[0])
-            d_loss = F.binary_cross_entropy_with_logits(real_logit, real_t) + F.binary_cross_entropy_with_logits(
-                fake_logit, fake_t
-            )
+            kind = self.hparams.get("g_loss", "non_saturating")
+            d_loss = discriminator_loss(real_logit, real_t, kind) + discriminator_loss(fake_logit, fake_t, kind)
             stats = {}
             if hp.r1_gamma > 0:
                 (grad,) = torch.autograd.grad(real_logit.sum(), real_in, create_graph=True)
