@@ -168,7 +168,7 @@ def test_a_nan_loss_stops_training_with_one_line_and_keeps_the_last_good_checkpo
                "--trainer.callbacks.step", "10")
     assert code == 1
     line = one_line_error(capsys)
-    assert "training loss is nan at step 10" in line and "last.ckpt" in line
+    assert "non-finite training loss (nan) at step 10" in line and "last.ckpt" in line
     last = torch.load("runs/n/checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == 8
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())

@@ -44,11 +44,22 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def run_lightning(args: list[str]):
-    """LightningCLI with genlab's defaults: W&B logger (offline without a key), best+last checkpoints."""
+def run_lightning(args: list[str]) -> int:
+    """LightningCLI with genlab's defaults (genlab.lightning_cli); its exit status."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from genlab.errors import say
     from genlab.lightning_cli import GenlabCLI
 
-    return GenlabCLI(args=args)
+    try:
+        GenlabCLI(args=args)
+    except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
+        return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
+    except Exception as err:
+        if (status := say(args[0], err)) is None:
+            raise
+        return status
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,26 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"genlab {__version__}")
         return 0
-    command, rest = argv[0], argv[1:]
-    if command in LIGHTNING_COMMANDS:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-        from genlab.lightning_cli import USER_ERRORS
-
-        try:
-            run_lightning(argv)
-        except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
-            return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
-        except USER_ERRORS as err:
-            print(f"genlab {command}: {err}", file=sys.stderr)
-            return 1 if isinstance(err, RuntimeError) else 2  # a failed run (NaN loss) or a bad input
-        return 0
-    if command not in TOOL_COMMANDS:
-        print(f"genlab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+    if argv[0] in LIGHTNING_COMMANDS:
+        return run_lightning(argv)
+    if argv[0] not in TOOL_COMMANDS:
+        print(f"genlab: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module_name, _, function_name = TOOL_COMMANDS[command][0].partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    return int(function(rest) or 0)
+    module_name, _, function_name = TOOL_COMMANDS[argv[0]][0].partition(":")
+    return int(getattr(importlib.import_module(module_name), function_name)(argv[1:]) or 0)
 
 
 if __name__ == "__main__":

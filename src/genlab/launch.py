@@ -70,12 +70,15 @@ def max_time(minutes: float) -> str:
 
 
 def _cli(args: list[str], callbacks: Sequence, run: bool):
-    from genlab.lightning_cli import USER_ERRORS, GenlabCLI
+    from genlab.errors import user_error
+    from genlab.lightning_cli import GenlabCLI
 
     try:
         return GenlabCLI(args=args, extra_callbacks=callbacks, run=run)
-    except USER_ERRORS as err:  # the same one line `genlab fit` prints, without its traceback
-        raise SystemExit(f"genlab: {err}") from None
+    except Exception as err:  # a user's error: the one line `genlab fit` prints, without its traceback
+        if (found := user_error(err)) is None:
+            raise
+        raise SystemExit(f"genlab: {found}") from None
 
 
 def fit(configs: Iterable[str | Path], overrides: Overrides = (), callbacks: Sequence = ()) -> Run:

@@ -43,7 +43,7 @@ SUMMARY_GOALS = {"val/loss": "min", "val/bpc": "min", "val/neg_elbo": "min", "qu
                  "quality/kid": "min", "val/acc": "max", "test/loss": "min", "test/acc": "max"}
 
 
-class WandbLogger(_LightningWandbLogger):
+class OfflineFirstWandbLogger(_LightningWandbLogger):
     """Lightning's WandbLogger, offline by default without a key, and never fatal when the service is down.
 
     genlab opens the W&B run itself with `wandb.init` (public API) and hands it to Lightning's logger, which
@@ -125,6 +125,10 @@ class WandbLogger(_LightningWandbLogger):
         """Summarise `key` by its best value ("min" or "max") in W&B's run table."""
         if goal in ("min", "max"):
             self.experiment.define_metric(key, step_metric="trainer/global_step", summary=goal)
+
+
+# The name this logger had until genlab 0.1's runs: their config.yaml files say `genlab.loggers.WandbLogger`.
+WandbLogger = OfflineFirstWandbLogger
 
 
 def finish_wandb_run() -> None:
