@@ -23,18 +23,12 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
+from genlab import errors
 from genlab.callbacks.guards import FiniteLossGuard
 from genlab.callbacks.last_checkpoint import LatestLastCheckpoint
 from genlab.callbacks.summary import RunSummary
 from genlab.checkpoints import AtomicCheckpointIO, CheckpointError, check_resumable
 from genlab.console import end_of_run_report, quiet_third_party
-from genlab.errors import (
-    ConfigError,
-    RunFolderError,
-    explain_instantiation_error,
-    explain_parse_error,
-    user_error,
-)
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import OfflineFirstWandbLogger, finish_wandb_run
 from genlab.runtime import flush_denormals
@@ -52,8 +46,7 @@ class GenlabTrainer(Trainer):
 
     def __init__(self, *args, precision: PRECISION = None, plugins: PLUGINS = None, **kwargs):
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
-        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            plugins.append(AtomicCheckpointIO())
+        plugins += [] if any(isinstance(p, CheckpointIO) for p in plugins) else [AtomicCheckpointIO()]
         precision = resolve_precision(precision, kwargs.get("accelerator", "auto"))[0]
         super().__init__(*args, precision=precision, plugins=plugins, **kwargs)
 
@@ -62,10 +55,9 @@ class SaveConfigToRunFolder(SaveConfigCallback):
     """The resolved config as <default_root_dir>/config.yaml (the W&B logger has no log_dir of its own) and in W&B."""
 
     def save_config(self, trainer: Trainer, pl_module, stage: str) -> None:
-        text = self.parser.dump(self.config, skip_none=False)
+        text, checkpoint = self.parser.dump(self.config, skip_none=False), trainer.checkpoint_callback
         Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
         (Path(trainer.default_root_dir) / "config.yaml").write_text(text)
-        checkpoint = trainer.checkpoint_callback
         for logger in (lg for lg in trainer.loggers if isinstance(lg, OfflineFirstWandbLogger)):
             logger.log_hyperparams({k: v for k, v in yaml.safe_load(text).items() if k not in ("config", "ckpt_path")})
             if getattr(checkpoint, "monitor", None):
@@ -77,13 +69,12 @@ def _from_data(key: str):
     a model value set to something else is refused rather than silently replaced."""
 
     def take(data_value, model_value, model_class_path):
-        if key == "dataset":
-            data_value = getattr(pydoc.locate(data_value), "dataset_name", None)
+        data_value = getattr(pydoc.locate(data_value), "dataset_name", None) if key == "dataset" else data_value
         default = inspect.signature(pydoc.locate(model_class_path)).parameters[key].default
-        if data_value is None or model_value in (None, default, data_value):
-            return model_value if data_value is None else data_value
-        raise ConfigError(f"model.init_args.{key} is {model_value!r} but the data gives {data_value!r}: set it "
-                          f"once, in the data's config (the model takes it from there)")
+        if data_value is not None and model_value not in (None, default, data_value):
+            raise errors.ConfigError(f"model.init_args.{key} is {model_value!r} but the data gives {data_value!r}: "
+                                     "set it once, in the data's config (the model takes it from there)")
+        return model_value if data_value is None else data_value
 
     take.__name__ = f"{key}_from_data"  # how `--help` lists the link
     return take
@@ -98,18 +89,17 @@ class GenlabCLI(LightningCLI):
         quiet_third_party()
         self.parsers: list[LightningArgumentParser] = []
         logger = {"class_path": "genlab.loggers.OfflineFirstWandbLogger", "init_args": {"project": "genlab"}}
-        try:
+        try:  # parse errors come back as exceptions (exit_on_error=False), to be said in one line
             super().__init__(
                 save_config_callback=SaveConfigToRunFolder, save_config_kwargs={"save_to_log_dir": False},
                 trainer_class=GenlabTrainer, seed_everything_default=0, args=with_bases(args),
                 trainer_defaults={"default_root_dir": DEFAULT_ROOT, "logger": logger,
                                   "callbacks": [FiniteLossGuard(), *extra_callbacks]},  # a benchmark's timers
-                # parse errors come back as exceptions, to be said in one line (parse_arguments)
                 parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in self.subcommands()}},
                 **kwargs)
-        except ArgumentError as err:  # parse_arguments says the user's own: this is the checkpoint's hyper-parameters
-            raise CheckpointError(f"{getattr(self, 'resumed', 'the checkpoint')} holds hyper-parameters its model does not accept: "
-                                  f"{explain_instantiation_error(err)}") from None
+        except ArgumentError as err:  # not the command line's (parse_arguments says those): the checkpoint's
+            raise CheckpointError(f"{self.resumed} holds hyper-parameters its model does not accept: "
+                                  f"{errors.explain_instantiation_error(err)}") from None
         finally:
             finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
 
@@ -121,8 +111,8 @@ class GenlabCLI(LightningCLI):
         parser.add_argument("--overwrite_run", type=bool, default=False,
                             help="fit from scratch into a run folder that already holds a run, deleting its "
                                  "checkpoints and summary.json (without it such a fit is refused)")
-        # a config file's `base:` (with_bases acts on it before parsing); left out of dumps, so that config.yaml
-        # and --print_config print a whole config that stands alone
+        # a config file's `base:`, acted on by with_bases before parsing; left out of dumps (SUPPRESS), so that
+        # config.yaml and --print_config show a whole config that stands alone
         parser.add_argument("--base", type=Optional[str], default=None, help=SUPPRESS)  # noqa: UP045
         for key, source in (("block_size", "data.init_args.block_size"), ("dataset", "data.class_path")):
             target = f"model.init_args.{key}"
@@ -133,24 +123,24 @@ class GenlabCLI(LightningCLI):
             super().parse_arguments(parser, args)
         except ArgumentError as err:  # parser_kwargs' exit_on_error=False brings config mistakes here
             flags = sorted({f"--{key}" for p in self.parsers for key in p.get_defaults(skip_validation=True).keys()})
-            raise user_error(err) or ConfigError(explain_parse_error(str(err), flags)) from None
+            raise errors.user_error(err) or errors.ConfigError(errors.explain_parse_error(str(err), flags)) from None
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
-        self.resumed, self.given = config.get("ckpt_path"), None
+        self.resumed, self.given = config.get("ckpt_path"), Namespace()
         if self.resumed and Path(self.resumed).is_file():  # LightningCLI parses its hyper-parameters next
             check_resumable(self.resumed)
-            self.given = config.model.init_args.clone() if getattr(config.model, "init_args", None) else None
+            self.given = (getattr(config.model, "init_args", None) or self.given).clone()
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
         except ValueError as err:  # a constructor's own check (latent_dim 0, batch_size 0), wrapped by jsonargparse
-            raise ConfigError(explain_instantiation_error(err)) from None
+            raise errors.ConfigError(errors.explain_instantiation_error(err)) from None
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
-        logger, sweep, run_id = config.trainer.logger, os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+        root, logger = Path(config.trainer.default_root_dir or DEFAULT_ROOT), config.trainer.logger
         named = isinstance(logger, Namespace) and "name" in logger.get("init_args", {})  # a logger with a run name
+        sweep, run_id = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
         if sweep and run_id:  # a run started by `wandb agent`: every run of the sweep gets its own folder and name
             root = root / f"sweep-{sweep}" / run_id
             config.trainer.default_root_dir = str(root)
@@ -165,14 +155,13 @@ class GenlabCLI(LightningCLI):
             config.weights_only = True
         config.overwrite_run = False  # acted on: config.yaml must not repeat it when reused
         changed = [f"{key} {value!r} (given {self.given[key]!r})" for key, value in config.model.init_args.items()
-                   if self.given is not None and key in self.given and self.given[key] != value]
+                   if key in self.given and self.given[key] != value]
         if changed:
             sys.stderr.write(f"genlab: model hyper-parameters from the checkpoint {self.resumed} replace the "
                              f"config's and the command line's: {', '.join(changed)}\n")
         resolve_auto_settings(config)
-        model_class = pydoc.locate(str(getattr(config.model, "class_path", "")))
-        if config.trainer.strategy == "ddp" and getattr(model_class, "ddp_find_unused_parameters", False):
-            # Lightning's registered name for DDP that tolerates parameters a backward pass leaves unused
+        if config.trainer.strategy == "ddp" and getattr(pydoc.locate(config.model.class_path), "ddp_find_unused_parameters",
+                                                        False):  # Lightning's name for DDP that tolerates unused parameters
             config.trainer.strategy = "ddp_find_unused_parameters_true"
 
     def after_fit(self) -> None:
@@ -190,12 +179,12 @@ def with_bases(args: list[str] | None) -> list[str]:
             continue
         path, flag = Path(arg.partition("=")[2] if inline else arg), "--config" if inline else out.pop()
         try:
-            base = (yaml.safe_load(path.read_text()) or {}).get("base")
-        except (OSError, yaml.YAMLError, AttributeError):  # not a readable YAML mapping: the parser says so
+            base = path.parent / (yaml.safe_load(path.read_text()) or {})["base"]
+        except (OSError, yaml.YAMLError, TypeError, KeyError):  # no base, or not a readable YAML mapping
             base = None
-        if base and (path.parent / base).resolve() not in given:
-            out += [flag, str(path.parent / base)]
-            given.add((path.parent / base).resolve())
+        if base and base.resolve() not in given:
+            out += [flag, str(base)]
+            given.add(base.resolve())
         out += [arg] if inline else [flag, arg]
         given.add(path.resolve())
     return out
@@ -207,21 +196,18 @@ def refuse_existing_run(root: Path, ckpt_dir: Path, overwrite: bool) -> None:
     silently mix two runs. Refusing loses nothing and the way on is one flag away."""
     old = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
     if old and not overwrite:
-        raise RunFolderError(
+        raise errors.RunFolderError(
             f"{root} already holds a run ({', '.join(p.name for p in old)} in {ckpt_dir}): resume it with "
             f"`--ckpt_path last`, train into a new folder with `--trainer.default_root_dir runs/<new name>`, "
             f"or delete that run and start over with `--overwrite_run true`")
-    for path in old:
+    for path in [*old, root / "summary.json"] if old else []:
         path.unlink(missing_ok=True)  # every process of a multi-process run gets here
-    if old:
-        (root / "summary.json").unlink(missing_ok=True)
 
 
 def resolve_auto_settings(config) -> None:
     """`precision: auto` and a model's `channels_last: auto` as this machine's values (genlab.hardware), before
     the Trainer and model are built; each choice is said once, on rank 0."""
-    trainer, init_args = config.trainer, getattr(config.model, "init_args", None)
-    requested = trainer.precision
+    trainer, init_args, requested = config.trainer, getattr(config.model, "init_args", None), config.trainer.precision
     trainer.precision, reason = resolve_precision(requested, trainer.accelerator)
     if requested != trainer.precision:
         rank_zero_info(f"precision: {trainer.precision} ({reason})")
