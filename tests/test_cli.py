@@ -282,6 +282,20 @@ def test_an_override_config_alone_brings_its_base(repo, capsys):
     assert "dataset" not in resolved[2]["model"]["init_args"]  # taken from the data: never its default "mnist"
 
 
+def test_a_base_is_read_first_relative_to_its_override_and_only_once():
+    from genlab.lightning_cli import with_bases
+
+    Path("mine").mkdir()
+    Path("mine/base.yaml").write_text("trainer: {max_epochs: 1}\n")
+    Path("mine/over.yaml").write_text("base: base.yaml\ntrainer: {max_epochs: 2}\n")
+    assert with_bases(["fit", "-c", "mine/over.yaml", "--x", "1"]) == [
+        "fit", "-c", "mine/base.yaml", "-c", "mine/over.yaml", "--x", "1"]
+    assert with_bases(["--config=mine/over.yaml"]) == ["--config", "mine/base.yaml", "--config=mine/over.yaml"]
+    given = ["-c", "mine/base.yaml", "-c", "mine/over.yaml"]
+    assert with_bases(given) == given
+    assert with_bases(["-c", "missing.yaml"]) == ["-c", "missing.yaml"]  # the parser says it is missing
+
+
 def test_print_config_leaves_the_values_the_model_takes_from_the_data_to_the_data(repo, capsys):
     """The model's block_size and dataset are linked to the data (jsonargparse's link_arguments): --print_config
     never shows the model's own default for them, --help names the links, and the printed config, used as a

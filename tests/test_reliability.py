@@ -70,6 +70,20 @@ def test_checkpoints_are_written_beside_their_target_fsynced_and_renamed_into_pl
     assert not list(Path("runs/a/checkpoints").glob(".*")), "no temp file is left behind"
 
 
+def test_genlab_trainer_saves_through_the_atomic_checkpoint_io_unless_given_another():
+    """The atomic IO is a plugin of genlab's Trainer (the CLI's, and one built in Python); a user's own CheckpointIO
+    plugin is kept."""
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    from genlab.checkpoints import AtomicCheckpointIO
+    from genlab.lightning_cli import GenlabTrainer
+
+    quiet = {"logger": False, "enable_progress_bar": False, "accelerator": "cpu"}
+    assert type(GenlabTrainer(**quiet).strategy.checkpoint_io) is AtomicCheckpointIO
+    own = TorchCheckpointIO()
+    assert GenlabTrainer(plugins=[own], **quiet).strategy.checkpoint_io is own
+
+
 def test_temp_files_of_killed_saves_are_removed_when_fitting_resumes():
     assert fit("runs/t", "--trainer.max_epochs", "1") == 0
     leftover = Path("runs/t/checkpoints/.last.ckpt.k1ll3d.genlab-tmp")
