@@ -4,10 +4,17 @@ Every error genlab raises about the user's input or run derives from GenlabError
 checkpoint, a data file, a config, a tool's argument, a NaN loss): the commands print it as one line,
 `genlab <command>: error: <message>`, and exit with its `exit_code`. Anything else is a bug and keeps its
 traceback. `user_error` is the single place that decides; an exception a library raises on bad user input is to be
-translated there, so that every command says it the same way. Imports nothing, so any layer may use it.
+translated there, so that every command says it the same way (the jsonargparse errors of a config are explained
+below, for genlab's LightningCLI). Imports only the standard library, so any layer may use it.
 """
 
 from __future__ import annotations
+
+import difflib
+import inspect
+import pydoc
+import re
+import sys
 
 
 class GenlabError(Exception):
@@ -35,8 +42,6 @@ def user_error(err: BaseException) -> GenlabError | None:
 def say(command: str, err: BaseException) -> int | None:
     """Print `err` as genlab's one line for `command` and return its exit status; None (nothing printed) for a bug,
     which the caller re-raises."""
-    import sys
-
     found = user_error(err)
     if found is None:
         return None
@@ -51,9 +56,6 @@ TIP = "(`genlab fit -c CONFIG --print_config` lists every key and its value)"
 def explain_parse_error(message: str, options: list[str]) -> str:
     """One line for a config or command-line mistake, with the closest valid key (or one of `options`, the
     command's flags) when there is one."""
-    import difflib
-    import re
-
     unknown = re.search(r"Option '([^']+)' is not accepted|No action for key \"([^\"]+)\"", message)
     if unknown:
         key, owner = unknown.group(1) or unknown.group(2), re.search(r"class_path '([^']+)'", message)
@@ -92,9 +94,6 @@ def explain_instantiation_error(err: BaseException) -> str:
 
 def parameters(class_path: str) -> list[str]:
     """The constructor parameters of the class `class_path` names, up to Lightning's own base classes."""
-    import inspect
-    import pydoc
-
     cls, names = pydoc.locate(class_path), []
     for klass in getattr(cls, "__mro__", ()):
         if klass is object or "__init__" not in vars(klass):

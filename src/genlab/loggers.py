@@ -127,7 +127,8 @@ class OfflineFirstWandbLogger(_LightningWandbLogger):
             self.experiment.define_metric(key, step_metric="trainer/global_step", summary=goal)
 
 
-# The name this logger had until genlab 0.1's runs: their config.yaml files say `genlab.loggers.WandbLogger`.
+# The class's former name, which the config.yaml of earlier runs names (`genlab.loggers.WandbLogger`): kept so
+# that those files still load; new configs name OfflineFirstWandbLogger.
 WandbLogger = OfflineFirstWandbLogger
 
 
