@@ -37,19 +37,37 @@ def test_negative_beta_and_non_positive_learning_rates_are_refused(path, kwargs,
     ("--data.init_args.batch_size", "0", "batch_size"),
 ])
 def test_a_constructor_error_in_a_config_is_one_line(repo, capsys, flag, value, message):
-    with pytest.raises(SystemExit) as stop:
-        main(["fit", "-c", str(repo / "configs" / "vae_mnist.yaml"), flag, value, "--trainer.max_epochs", "1"])
-    assert stop.value.code == 2
+    assert main(["fit", "-c", str(repo / "configs" / "vae_mnist.yaml"), flag, value, "--trainer.max_epochs", "1"]) == 2
     lines = genlab_lines(capsys)
-    assert len(lines) == 1 and lines[0].startswith("genlab: ") and message in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("genlab fit: error: ") and message in lines[0], lines
 
 
-def test_the_dcgans_own_non_finite_loss_error_is_a_user_error():
+def test_one_error_class_says_every_users_error_in_one_line_and_bugs_keep_their_traceback(capsys):
+    """genlab.errors is the one boundary: every genlab error (also wrapped by a library) is one line with its exit
+    status; the DCGAN's non-finite loss is the guard's own error, a failed run (1)."""
     from genlab.callbacks.guards import NonFiniteLossError
-    from genlab.lightning_cli import USER_ERRORS
-    from genlab.models.dcgan import NonFiniteLossError as DCGANError
+    from genlab.checkpoints import CheckpointError
+    from genlab.data.paths import DataError, DataNotFoundError
+    from genlab.errors import ConfigError, GenlabError, RunFolderError, say
+    from genlab.metrics.classifier import ClassifierWeightsError
+    from genlab.models import dcgan
+    from genlab.tools.checks import ToolArgumentError
 
-    assert issubclass(DCGANError, NonFiniteLossError) and issubclass(DCGANError, USER_ERRORS)
+    assert dcgan.NonFiniteLossError is NonFiniteLossError
+    for cls in (NonFiniteLossError, CheckpointError, DataError, DataNotFoundError, ConfigError, RunFolderError,
+                ClassifierWeightsError, ToolArgumentError):
+        assert issubclass(cls, GenlabError), cls
+    try:
+        try:
+            raise DataError("mnist.gz is truncated; delete it")
+        except DataError as inner:
+            raise ValueError("wrapped by a library") from inner
+    except ValueError as err:
+        assert say("fit", err) == 2
+    assert genlab_lines(capsys) == ["genlab fit: error: mnist.gz is truncated; delete it"]
+    assert say("fit", NonFiniteLossError("loss is nan")) == 1
+    assert genlab_lines(capsys) == ["genlab fit: error: loss is nan"]
+    assert say("fit", ValueError("a bug")) is None and not capsys.readouterr().err
 
 
 def test_vae_figures_refuses_zero_scatter_images(capsys):

@@ -46,8 +46,25 @@ def test_print_config_shows_genlab_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["fit", *TINY_FIT, "--print_config"])
     config = capsys.readouterr().out
-    assert "genlab.loggers.WandbLogger" in config and "save_last: true" in config
+    assert "genlab.loggers.OfflineFirstWandbLogger" in config and "save_last: true" in config
     assert "seed_everything: 0" in config
+
+
+def test_the_config_of_a_run_saved_before_the_renames_still_builds(tmp_path):
+    """config.yaml of earlier runs names the logger genlab.loggers.WandbLogger and states the values the model
+    takes from the data (now linked): such a file still parses and builds the same run."""
+    import yaml
+
+    from genlab.lightning_cli import GenlabCLI
+    from genlab.loggers import OfflineFirstWandbLogger
+
+    old = {"trainer": {"logger": {"class_path": "genlab.loggers.WandbLogger", "init_args": {"project": "genlab"}},
+                       "default_root_dir": "runs/old"},
+           "model": {"class_path": "genlab.models.vae.VAE", "init_args": {"hidden": [8], "dataset": "fashion_mnist"}},
+           "data": {"class_path": "genlab.data.FashionMNISTDataModule"}}
+    Path("old.yaml").write_text(yaml.safe_dump(old))
+    cli = GenlabCLI(args=["-c", "old.yaml"], run=False)
+    assert isinstance(cli.trainer.logger, OfflineFirstWandbLogger) and cli.model.hparams.dataset == "fashion_mnist"
 
 
 def test_default_logger_runs_offline_and_writes_metrics_and_images(tiny_run):
@@ -153,13 +170,10 @@ def test_a_run_started_by_wandb_agent_gets_its_own_folder_and_name(monkeypatch):
 
 
 def test_a_config_typo_gets_one_line_with_the_closest_key(repo, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--model.init_args.latnet_dim", "3"])
-    assert exit_.value.code == 2
+    assert main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--model.init_args.latnet_dim", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "did you mean latent_dim?" in err and "latnet_dim" in err
-    with pytest.raises(SystemExit):
-        main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--trainer.max_epocs", "3"])
+    assert main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--trainer.max_epocs", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--trainer.max_epochs" in err
 
@@ -190,14 +204,14 @@ def test_an_unreachable_wandb_service_falls_back_to_offline_within_the_init_time
 
 
 def test_every_config_parses_alone_or_after_its_base(repo, capsys):
-    """Bases parse alone; an override file ("# Override of configs/X.yaml") parses composed after its base."""
-    import re
+    """Bases parse alone; an override file (a top-level `base: X.yaml`) parses composed after its base."""
+    import yaml
 
     configs = sorted((repo / "configs").glob("*.yaml"))
     assert len(configs) >= 8
     for path in configs:
-        base = re.match(r"# Override of (configs/\S+\.yaml)", path.read_text())
-        args = ["-c", str(repo / base.group(1))] if base else []
+        base = yaml.safe_load(path.read_text()).get("base")
+        args = ["-c", str(path.parent / base)] if base else []
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "-c", str(path), "--print_config"])
         assert exit_.value.code == 0, f"{path.name}: {capsys.readouterr().err}"
@@ -237,7 +251,9 @@ def test_missing_data_set_is_one_message_not_a_traceback(repo, tmp_path, monkeyp
 
 
 def test_an_override_config_alone_brings_its_base(repo, capsys):
-    """`-c configs/vae_fashion_mnist.yaml` alone means `-c configs/vae_mnist.yaml -c configs/vae_fashion_mnist.yaml`."""
+    """`-c configs/vae_fashion_mnist.yaml` alone means `-c configs/vae_mnist.yaml -c configs/vae_fashion_mnist.yaml`:
+    the override names its base with the top-level key `base: vae_mnist.yaml`, which the printed config leaves out
+    (it is whole, so it stands alone)."""
     import yaml
 
     resolved = {}
@@ -251,20 +267,50 @@ def test_an_override_config_alone_brings_its_base(repo, capsys):
     assert resolved[2] == resolved[4]
     assert resolved[2]["model"]["class_path"] == "genlab.models.vae.VAE"
     assert resolved[2]["data"]["class_path"] == "genlab.data.FashionMNISTDataModule"
-    assert resolved[2]["model"]["init_args"]["dataset"] == "fashion_mnist"  # what the model will get, not its default
+    assert "base" not in resolved[2] and resolved[2]["trainer"]["max_epochs"] == 30  # the base's value
+    assert "dataset" not in resolved[2]["model"]["init_args"]  # taken from the data: never its default "mnist"
 
 
-def test_print_config_shows_the_values_the_model_takes_from_the_data(repo, capsys):
+def test_a_base_is_read_first_relative_to_its_override_and_only_once():
+    from genlab.lightning_cli import with_bases
+
+    Path("mine").mkdir()
+    Path("mine/base.yaml").write_text("trainer: {max_epochs: 1}\n")
+    Path("mine/over.yaml").write_text("base: base.yaml\ntrainer: {max_epochs: 2}\n")
+    assert with_bases(["fit", "-c", "mine/over.yaml", "--x", "1"]) == [
+        "fit", "-c", "mine/base.yaml", "-c", "mine/over.yaml", "--x", "1"]
+    assert with_bases(["--config=mine/over.yaml"]) == ["--config", "mine/base.yaml", "--config=mine/over.yaml"]
+    given = ["-c", "mine/base.yaml", "-c", "mine/over.yaml"]
+    assert with_bases(given) == given
+    assert with_bases(["-c", "missing.yaml"]) == ["-c", "missing.yaml"]  # the parser says it is missing
+
+
+def test_print_config_leaves_the_values_the_model_takes_from_the_data_to_the_data(repo, capsys):
+    """The model's block_size and dataset are linked to the data (jsonargparse's link_arguments): --print_config
+    never shows the model's own default for them, --help names the links, and the printed config, used as a
+    config, builds the model with the data's values."""
     import yaml
+
+    from genlab.lightning_cli import GenlabCLI
 
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "-c", str(repo / "configs/dcgan_fashion_mnist.yaml"), "--print_config=skip_null"])
     out, err = capsys.readouterr()
     assert exit_.value.code == 0, err
     config = yaml.safe_load(out)
-    assert config["model"]["init_args"]["dataset"] == "fashion_mnist"
+    assert "dataset" not in config["model"]["init_args"]
+    assert config["data"]["class_path"] == "genlab.data.FashionMNISTDataModule"
     assert "null" not in out  # the flag was applied
+    Path("printed.yaml").write_text(out)
+    cli = GenlabCLI(args=["-c", "printed.yaml", "--trainer.logger", "false", "--model.init_args.g_width", "8"],
+                    run=False)
+    assert cli.model.hparams.dataset == "fashion_mnist"
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "-c", str(repo / "configs/lm_shakespeare.yaml"), "--data.init_args.block_size", "64", "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
-    assert config["model"]["init_args"]["block_size"] == config["data"]["init_args"]["block_size"] == 64
+    assert config["data"]["init_args"]["block_size"] == 64 and "block_size" not in config["model"]["init_args"]
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "block_size_from_data(data.init_args.block_size" in text and "--> model.init_args.block_size" in text
+    assert "dataset_from_data(data.class_path" in text and "--> model.init_args.dataset" in text

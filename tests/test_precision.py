@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genlab.cli import main
-from genlab.precision import DTYPES, lesson
+from genlab.float_formats import DTYPES, lesson
 from genlab.runtime import flush_denormals, ieee_subnormals
 
 

@@ -65,6 +65,20 @@ def test_checkpoints_are_written_beside_their_target_fsynced_and_renamed_into_pl
     assert not list(Path("runs/a/checkpoints").glob(".*")), "no temp file is left behind"
 
 
+def test_genlab_trainer_saves_through_the_atomic_checkpoint_io_unless_given_another():
+    """The atomic IO is a plugin of genlab's Trainer (the CLI's, and one built in Python); a user's own CheckpointIO
+    plugin is kept."""
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    from genlab.checkpoints import AtomicCheckpointIO
+    from genlab.lightning_cli import GenlabTrainer
+
+    quiet = {"logger": False, "enable_progress_bar": False, "accelerator": "cpu"}
+    assert type(GenlabTrainer(**quiet).strategy.checkpoint_io) is AtomicCheckpointIO
+    own = TorchCheckpointIO()
+    assert GenlabTrainer(plugins=[own], **quiet).strategy.checkpoint_io is own
+
+
 def test_temp_files_of_killed_saves_are_removed_when_fitting_resumes():
     assert fit("runs/t", "--trainer.max_epochs", "1") == 0
     leftover = Path("runs/t/checkpoints/.last.ckpt.k1ll3d.genlab-tmp")
@@ -163,7 +177,7 @@ def test_a_nan_loss_stops_training_with_one_line_and_keeps_the_last_good_checkpo
                "--trainer.callbacks.step", "10")
     assert code == 1
     line = one_line_error(capsys)
-    assert "training loss is nan at step 10" in line and "last.ckpt" in line
+    assert "non-finite training loss (nan) at step 10" in line and "last.ckpt" in line
     last = torch.load("runs/n/checkpoints/last.ckpt", weights_only=True)
     assert last["global_step"] == 8
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())

@@ -17,22 +17,20 @@ LIGHTNING_COMMANDS = {
     "predict": "run prediction on a checkpoint: genlab predict -c CONFIG --ckpt_path CKPT",
 }
 
-TOOL_COMMANDS = {
-    "vae-figures": ("genlab.tools.vae_figures:main",
-                    "render the VAE's latent grid, scatter, interpolation, reconstructions, samples"),
-    "evaluate": ("genlab.tools.evaluate:main", "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor"),
-    "sample": ("genlab.tools.sample:main", "write a grid of samples from a VAE or DCGAN checkpoint"),
-    "generate": ("genlab.tools.generate:main", "generate text from a language-model checkpoint at chosen temperatures"),
-    "attention": ("genlab.tools.attention:main",
-                  "heat maps of every layer's and head's attention over a text, from a language-model checkpoint"),
-    "translate": ("genlab.tools.translate:main", "translate text with a seq2seq checkpoint: greedy, sampled or beam search"),
-    "data": ("genlab.tools.data:main", "prepare a corpus once: bible-eng-spa (English/Spanish verse pairs, split by book)"),
-    "sweep": ("genlab.sweep:main", "run a sweep of training runs over a grid or random sample of settings"),
-    "sweep-report": ("genlab.sweep:report_main", "rebuild a sweep's CSV, summary and plots from finished runs"),
-    "precision": ("genlab.tools.precision:main", "half/bfloat16/single/double (float16/32/64) limits; why fp16 loses tiny updates"),
-    "export-classifier": ("genlab.tools.export_classifier:main",
-                          "export a trained judge classifier as the shipped FID weights (+ SHA-256)"),
+TOOL_COMMANDS = {  # each runs genlab.tools.<name>.main(argv) unless MAINS names another function
+    "vae-figures": "render the VAE's latent grid, scatter, interpolation, reconstructions, samples",
+    "evaluate": "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor",
+    "sample": "write a grid of samples from a VAE or DCGAN checkpoint",
+    "generate": "generate text from a language-model checkpoint at chosen temperatures",
+    "attention": "heat maps of every layer's and head's attention over a text, from a language-model checkpoint",
+    "translate": "translate text with a seq2seq checkpoint: greedy, sampled or beam search",
+    "data": "prepare a corpus once: bible-eng-spa (English/Spanish verse pairs, split by book)",
+    "sweep": "run a sweep of training runs over a grid or random sample of settings",
+    "sweep-report": "rebuild a sweep's CSV, summary and plots from finished runs",
+    "precision": "half/bfloat16/single/double (float16/32/64) limits; why fp16 loses tiny updates",
+    "export-classifier": "export a trained judge classifier as the shipped FID weights (+ SHA-256)",
 }
+MAINS = {"sweep": "genlab.sweep:main", "sweep-report": "genlab.sweep:report_main"}
 
 
 def usage() -> str:
@@ -41,15 +39,8 @@ def usage() -> str:
              "training (PyTorch Lightning's CLI, configs in configs/):"]
     lines += [f"  {name:<{width}}  {text}" for name, text in LIGHTNING_COMMANDS.items()]
     lines += ["", "tools:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in TOOL_COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {text}" for name, text in TOOL_COMMANDS.items()]
     return "\n".join(lines)
-
-
-def run_lightning(args: list[str]):
-    """LightningCLI with genlab's defaults: W&B logger (offline without a key), best+last checkpoints."""
-    from genlab.lightning_cli import GenlabCLI
-
-    return GenlabCLI(args=args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,26 +53,31 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"genlab {__version__}")
         return 0
-    command, rest = argv[0], argv[1:]
-    if command in LIGHTNING_COMMANDS:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-        from genlab.lightning_cli import USER_ERRORS
-
-        try:
-            run_lightning(argv)
-        except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
-            return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
-        except USER_ERRORS as err:
-            print(f"genlab {command}: {err}", file=sys.stderr)
-            return 1 if isinstance(err, RuntimeError) else 2  # a failed run (NaN loss) or a bad input
-        return 0
-    if command not in TOOL_COMMANDS:
-        print(f"genlab: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+    if argv[0] in LIGHTNING_COMMANDS:
+        return fit_or_test(argv)
+    if argv[0] not in TOOL_COMMANDS:
+        print(f"genlab: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module_name, _, function_name = TOOL_COMMANDS[command][0].partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    return int(function(rest) or 0)
+    module, _, function = MAINS.get(argv[0], f"genlab.tools.{argv[0].replace('-', '_')}:main").partition(":")
+    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
+
+
+def fit_or_test(argv: list[str]) -> int:
+    """`genlab fit|validate|test|predict ...`: LightningCLI with genlab's defaults (genlab.lightning_cli)."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from genlab.errors import say
+    from genlab.lightning_cli import GenlabCLI
+
+    try:
+        GenlabCLI(args=argv)
+    except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
+        return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
+    except Exception as err:
+        if (status := say(argv[0], err)) is None:
+            raise  # a bug: its traceback
+        return status
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,5 @@
-"""Start a run from Python exactly as the `genlab fit` command does: config files + overrides -> a trained (or
-ready) trainer, model and data module.
-
-Benchmarks, studies and tests go through here, so a figure they print comes from the code path a user runs:
-the same config composition (an override file brings its base), `precision: auto`, run folder, checkpoints,
-W&B (offline without a key) and run summary.
+"""Start a run from Python exactly as `genlab fit` does (config composition, `precision: auto`, run folder,
+checkpoints, W&B, run summary), so that the figures of benchmarks, studies and tests come from the user's path.
 
     from genlab import launch
     run = launch.fit(["configs/lm_shakespeare.yaml"], {"trainer.max_time": "00:00:05:00"})
@@ -28,7 +24,7 @@ class Run:
     datamodule: Any
 
     def fit(self) -> Run:
-        """Train a run from `build` (its W&B run, if any, is closed afterwards, as the command does)."""
+        """Train a run from `build`, closing its W&B run afterwards as the command does."""
         from genlab.loggers import finish_wandb_run
 
         try:
@@ -39,15 +35,12 @@ class Run:
 
 
 def arguments(configs: Iterable[str | Path], overrides: Overrides = ()) -> list[str]:
-    """`-c A -c B --key value ...`: a mapping's values are written as the command line takes them (true, null,
-    [1, 2]); a sequence is passed as it is (already `--key value` pairs)."""
+    """`-c A -c B --key value ...`: a mapping's values written as the command line takes them (true, null, [1, 2]);
+    a sequence passed as it is (already `--key value` pairs)."""
     args = [arg for config in configs for arg in ("-c", str(config))]
-    if isinstance(overrides, Mapping):
-        for key, value in overrides.items():
-            args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    else:
-        args += [str(arg) for arg in overrides]
-    return args
+    if not isinstance(overrides, Mapping):
+        return args + [str(arg) for arg in overrides]
+    return args + [a for k, v in overrides.items() for a in (f"--{k}", v if isinstance(v, str) else json.dumps(v))]
 
 
 def init_args(items: Iterable[str]) -> dict[str, str]:
@@ -69,25 +62,27 @@ def max_time(minutes: float) -> str:
     return f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _cli(args: list[str], callbacks: Sequence, run: bool):
-    from genlab.lightning_cli import USER_ERRORS, GenlabCLI
+def _run(args: list[str], callbacks: Sequence, run: bool) -> Run:
+    from genlab.errors import user_error
+    from genlab.lightning_cli import GenlabCLI
 
     try:
-        return GenlabCLI(args=args, extra_callbacks=callbacks, run=run)
-    except USER_ERRORS as err:  # the same one line `genlab fit` prints, without its traceback
-        raise SystemExit(f"genlab: {err}") from None
+        cli = GenlabCLI(args=args, extra_callbacks=callbacks, run=run)
+    except Exception as err:  # a user's error: the one line `genlab fit` prints, without its traceback
+        if (found := user_error(err)) is None:
+            raise
+        raise SystemExit(f"genlab: {found}") from None
+    return Run(cli.trainer, cli.model, cli.datamodule)
 
 
 def fit(configs: Iterable[str | Path], overrides: Overrides = (), callbacks: Sequence = ()) -> Run:
-    """Train as `genlab fit -c CONFIG... --key value...` (plus `callbacks`, e.g. a benchmark's timer) in this
-    process; returns the trained run. A run folder that holds a run is refused as by the command: pass
-    `{"overwrite_run": True}` to start afresh."""
-    cli = _cli(["fit", *arguments(configs, overrides)], callbacks, run=True)
-    return Run(cli.trainer, cli.model, cli.datamodule)
+    """Train as `genlab fit -c CONFIG... --key value...` in this process, with `callbacks` added (e.g. a benchmark's
+    timer). A run folder that holds a run is refused as by the command: pass `{"overwrite_run": True}` to start
+    afresh."""
+    return _run(["fit", *arguments(configs, overrides)], callbacks, run=True)
 
 
 def build(configs: Iterable[str | Path], overrides: Overrides = (), callbacks: Sequence = ()) -> Run:
     """The trainer, model and data module `fit` would train, built but not trained: change what a study needs,
     then `run.fit()`. Unlike the command, it neither refuses an occupied run folder nor writes config.yaml."""
-    cli = _cli(arguments(configs, overrides), callbacks, run=False)
-    return Run(cli.trainer, cli.model, cli.datamodule)
+    return _run(arguments(configs, overrides), callbacks, run=False)

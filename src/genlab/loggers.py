@@ -43,7 +43,7 @@ SUMMARY_GOALS = {"val/loss": "min", "val/bpc": "min", "val/neg_elbo": "min", "qu
                  "quality/kid": "min", "val/acc": "max", "test/loss": "min", "test/acc": "max"}
 
 
-class WandbLogger(_LightningWandbLogger):
+class OfflineFirstWandbLogger(_LightningWandbLogger):
     """Lightning's WandbLogger, offline by default without a key, and never fatal when the service is down.
 
     genlab opens the W&B run itself with `wandb.init` (public API) and hands it to Lightning's logger, which
@@ -125,6 +125,11 @@ class WandbLogger(_LightningWandbLogger):
         """Summarise `key` by its best value ("min" or "max") in W&B's run table."""
         if goal in ("min", "max"):
             self.experiment.define_metric(key, step_metric="trainer/global_step", summary=goal)
+
+
+# The class's former name, which the config.yaml of earlier runs names (`genlab.loggers.WandbLogger`): kept so
+# that those files still load; new configs name OfflineFirstWandbLogger.
+WandbLogger = OfflineFirstWandbLogger
 
 
 def finish_wandb_run() -> None:

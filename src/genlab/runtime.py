@@ -51,3 +51,12 @@ def eval_mode(module: nn.Module):
         yield module
     finally:
         module.train(was_training)
+
+
+def attached_trainer(module):
+    """The Trainer a LightningModule is attached to, or None (its public `trainer` property raises when there is
+    none, e.g. for a model built and called outside a fit)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None

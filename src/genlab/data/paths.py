@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from genlab.errors import GenlabError
+
 ENV_VAR = "GENLAB_DATA_DIR"
 
 
@@ -18,9 +20,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path("data")
 
 
-class DataError(ValueError):
+class DataError(GenlabError, ValueError):
     """A data file that is there but cannot be used (not UTF-8, empty, unreadable, truncated); says the fix."""
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(GenlabError, FileNotFoundError):
     """Raised once, with the files expected and how to provide them, instead of a stack of urllib errors."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from genlab.errors import GenlabError
 from genlab.nets.classifier import ClassifierNet
 
 __all__ = ["DATASETS", "ClassifierNet", "ClassifierWeightsError", "accuracy", "export_weights", "load_classifier",
@@ -33,7 +34,7 @@ def retrain_command(dataset: str) -> str:
     )
 
 
-class ClassifierWeightsError(RuntimeError):
+class ClassifierWeightsError(GenlabError, RuntimeError):
     """The shipped classifier weights are missing, corrupted or unreadable."""
 
 

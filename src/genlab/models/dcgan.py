@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.callbacks.guards import NonFiniteLossError as FiniteLossGuardError
+from genlab.callbacks.guards import NonFiniteLossError, check_finite  # noqa: F401  (what training_step may raise)
 from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.dcgan import Discriminator, Generator, dcgan_init
 from genlab.nets.diffaugment import diff_augment, parse_policy
@@ -70,11 +70,6 @@ def discriminator_loss(logit: Tensor, target: Tensor, kind: str = "non_saturatin
     if kind == "hinge":
         return F.relu(1 - (2 * target - 1) * logit).mean()
     return F.binary_cross_entropy_with_logits(logit, target)
-
-
-class NonFiniteLossError(FiniteLossGuardError):
-    """A GAN loss became NaN or inf (the guard's error, so genlab says it in one line): training stops before
-    the bad state can be saved."""
 
 
 def grad_norm(module: nn.Module) -> Tensor:
@@ -229,16 +224,8 @@ class DCGAN(GenlabModule):
         return real_t, fake_t
 
     def _check_finite(self, loss: Tensor, name: str) -> None:
-        if not torch.isfinite(loss).item():
-            ckpt_dir = "<default_root_dir>/checkpoints"
-            if self._trainer is not None:
-                ckpt_dir = f"{self.trainer.default_root_dir}/checkpoints"
-            raise NonFiniteLossError(
-                f"DCGAN: non-finite {name} loss ({loss.item()}) at step {int(self.gan_step)} (epoch {self.current_epoch}); "
-                f"training stopped before this step was applied, so nothing non-finite was saved. The last good "
-                f"checkpoint is {ckpt_dir}/last.ckpt (if an epoch finished). Try a lower d_lr/g_lr, r1_gamma > 0, "
-                f"d_spectral_norm, or 32-true precision."
-            )
+        """The guard's check before each of the two backward passes, counting GAN steps (batches)."""
+        check_finite(loss, self, f"{name} loss", int(self.gan_step), "a lower d_lr/g_lr, r1_gamma > 0, d_spectral_norm")
 
     # ----------------------------------------------------------------------------------------------- the step
     def training_step(self, batch, batch_idx):

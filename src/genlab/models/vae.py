@@ -33,7 +33,7 @@ from genlab.nets.vae import (
     standard_normal_log_prob,
 )
 from genlab.optim import make_scheduler
-from genlab.runtime import eval_mode
+from genlab.runtime import attached_trainer, eval_mode
 
 EXPLORER_IMAGES = 5000  # validation images encoded for the explorer's scatter (the page draws at most 2000)
 TABLE_ROWS = 500  # rows of the W&B scatter table: each carries a thumbnail, so it stays small
@@ -215,7 +215,7 @@ class VAE(GenlabModule):
     def kl_weight(self) -> float:
         """beta, scaled by the linear KL warm-up while it lasts."""
         beta, warm = self.hparams.beta, self.hparams.kl_warmup_epochs
-        if warm <= 0 or self._trainer is None:
+        if warm <= 0 or attached_trainer(self) is None:
             return beta
         steps = max(1.0, warm * max(1, self.trainer.num_training_batches))
         return beta * min(1.0, (self.global_step + 1) / steps)
@@ -302,7 +302,7 @@ class VAE(GenlabModule):
 
     def _figures_due(self) -> bool:
         every = self.hparams.figures_every_n_epochs
-        if every <= 0 or self._trainer is None or self.trainer.sanity_checking:
+        if every <= 0 or attached_trainer(self) is None or self.trainer.sanity_checking:
             return False
         return (self.current_epoch + 1) % every == 0 or self.current_epoch + 1 == self.trainer.max_epochs
 

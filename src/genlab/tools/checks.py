@@ -1,38 +1,26 @@
 """Checks of a tool's arguments made before any work: an output that cannot be written, or a device that does
-not exist, is said in one line before minutes of sampling or scoring are spent and lost. And the one place that
-turns a tool's input errors into that line (`says_input_errors`), so that no tool repeats it."""
+not exist, is said in one line before minutes of sampling or scoring are spent and lost. And `says_input_errors`,
+which hands a tool's errors to genlab.errors, the one place that turns them into that line."""
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from genlab.errors import GenlabError, say
 
-class ToolArgumentError(ValueError):
+
+class ToolArgumentError(GenlabError, ValueError):
     """An argument a tool cannot use; its message names the argument and the way out."""
 
 
-# The user's input, not a bug, wherever a tool meets it: (module, class) pairs, looked up only in modules already
-# imported (an error cannot come from a module that was never loaded), so `--help` and early checks stay fast.
-_INPUT_ERRORS = (("genlab.checkpoints", "CheckpointError"), ("genlab.data.paths", "DataError"),
-                 ("genlab.data.paths", "DataNotFoundError"), ("genlab.metrics.classifier", "ClassifierWeightsError"))
-
-
-def _is_input_error(err: BaseException) -> bool:
-    if isinstance(err, ToolArgumentError):
-        return True
-    loaded = (getattr(sys.modules.get(module), name, None) for module, name in _INPUT_ERRORS)
-    return any(cls is not None and isinstance(err, cls) for cls in loaded)
-
-
 def says_input_errors(command: str) -> Callable:
-    """Decorates a tool's `main(argv)`: an input error raised in it (a ToolArgumentError, a checkpoint genlab
-    cannot use, a missing or damaged data set) becomes one line, `genlab <command>: error: <message>`, and exit
-    status 2; anything else is a bug and keeps its traceback."""
+    """Decorates a tool's `main(argv)`: a genlab error raised in it (a ToolArgumentError, a checkpoint genlab
+    cannot use, a missing or damaged data set) becomes one line, `genlab <command>: error: <message>`, and its exit
+    status (2); anything else is a bug and keeps its traceback."""
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -40,10 +28,9 @@ def says_input_errors(command: str) -> Callable:
             try:
                 return main(argv)
             except Exception as err:
-                if not _is_input_error(err):
+                if (status := say(command, err)) is None:
                     raise
-                print(f"genlab {command}: error: {err}", file=sys.stderr)
-                return 2
+                return status
 
         return run
 

@@ -1,6 +1,6 @@
 """`genlab precision`: half (float16), bfloat16, single (float32) and double (float64) limits and why float16 training needs care.
 
-The lesson itself (every number computed live by PyTorch) is genlab.precision; this parses the arguments first,
+The lesson itself (every number computed live by PyTorch) is genlab.float_formats; this parses the arguments first,
 so `--help` answers before torch is imported, and never imports Lightning.
 """
 
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
                     "double = float64), and why float16 training needs care: the "
                     "limits from torch.finfo, and the outcomes of doing the arithmetic in each format.",
     ).parse_args(argv)
-    from genlab.precision import report
+    from genlab.float_formats import report
 
     print(report())
     return 0

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.checkpoint_io import remove_temp_files
+from genlab.checkpoints import remove_temp_files
 
 
 class LatestLastCheckpoint(ModelCheckpoint):
