@@ -162,8 +162,7 @@ class Translator(GenlabModule):
             src = self.encode_sources([text])
             hyp = self.translate_ids(src, beam)[0]
             tgt = torch.tensor([[BOS, *self.tgt_vocab.encode(hyp)]], device=self.device)
-            _, weights = self.model(src, tgt, need_weights=True)
-            return hyp, [w[0] for w in weights]
+            return hyp, [w[0] for w in self.model.cross_attention_maps(src, tgt)]
         finally:
             self.train(was_training)
 
