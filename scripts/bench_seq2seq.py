@@ -58,8 +58,8 @@ def main(argv=None) -> int:
 
     from genlab import launch
     from genlab.callbacks.images import save_figure
+    from genlab.figures.seq2seq import cross_attention_figure
     from genlab.hardware import hardware_fields
-    from genlab.models.seq2seq import attention_figure
 
     overrides = launch.init_args(args.set)
     if args.minutes is not None:
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     example = model.hparams.attention_example or data.val_pairs[0][0]
     hyp, weights = model.cross_attention(example)
     figures = Path(args.figures) if args.figures else root
-    picture = save_figure(attention_figure(example, hyp, weights), figures / "attention.png")
+    picture = save_figure(cross_attention_figure(example, hyp, weights), figures / "attention.png")
     examples = [(s, r, g, b) for s, r, g, b in model.test_rows[:10]]
 
     result = {

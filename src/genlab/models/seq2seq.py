@@ -3,7 +3,8 @@
 Training is teacher forcing (the decoder reads the reference target shifted by one and predicts each next
 token). Validation logs the loss, greedy exact match, a table of source / reference / hypothesis and a picture
 of the cross-attention weights per head. Testing adds corpus BLEU (sacreBLEU) and exact match, greedy and by beam
-search. Both vocabularies are hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
+search (genlab.metrics.translation); the picture is genlab.figures.seq2seq's. Both vocabularies are
+hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
 """
 
 from __future__ import annotations
@@ -14,44 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from genlab.data.seq2seq import TokenVocab
+from genlab.metrics.translation import corpus_bleu, exact_match
 from genlab.models.base import GenlabModule
 from genlab.nets.seq2seq import BOS, PAD, Seq2Seq, Seq2SeqConfig
-
-
-def corpus_bleu(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> float:
-    """sacreBLEU's corpus BLEU (0-100) with one reference per sentence."""
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score)
-
-
-def exact_match(hypotheses: list[str], references: list[str]) -> float:
-    return sum(h == r for h, r in zip(hypotheses, references, strict=True)) / max(1, len(references))
-
-
-def attention_figure(source: str, hypothesis: str, weights: list[torch.Tensor]):
-    """A matplotlib Figure: one heat map per decoder layer (rows) and head (columns), output characters
-    (with the end token) down, source characters across."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_layer, n_head = len(weights), weights[0].size(0)
-    rows = [*hypothesis, "</s>"]
-    fig, axes = plt.subplots(n_layer, n_head, figsize=(0.22 * len(source) * n_head + 1, 0.25 * len(rows) * n_layer + 1),
-                             squeeze=False)
-    for layer, w in enumerate(weights):
-        for head in range(n_head):
-            ax = axes[layer][head]
-            ax.imshow(w[head, : len(rows), : len(source)].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1,
-                      aspect="auto")
-            ax.set_xticks(range(len(source)), list(source), fontsize=7)
-            ax.set_yticks(range(len(rows)), rows, fontsize=7)
-            ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=8)
-    fig.suptitle(f"cross-attention: {source!r} -> {hypothesis!r}", fontsize=9)
-    fig.tight_layout()
-    return fig
+from genlab.runtime import eval_mode
 
 
 class Translator(GenlabModule):
@@ -156,15 +123,11 @@ class Translator(GenlabModule):
     def cross_attention(self, text: str, beam: int | None = None) -> tuple[str, list[torch.Tensor]]:
         """The translation of `text` and each decoder layer's cross-attention weights [H, T_out + 1, S] over it
         (recomputed by teacher forcing on the translation itself, the end token included)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             src = self.encode_sources([text])
             hyp = self.translate_ids(src, beam)[0]
             tgt = torch.tensor([[BOS, *self.tgt_vocab.encode(hyp)]], device=self.device)
             return hyp, [w[0] for w in self.model.cross_attention_maps(src, tgt)]
-        finally:
-            self.train(was_training)
 
     def forward(self, src, tgt):
         return self.model(src, tgt)
@@ -248,13 +211,14 @@ class Translator(GenlabModule):
             return
         from genlab.callbacks.images import log_image, log_table
         from genlab.callbacks.reporting import never_fatal
+        from genlab.figures.seq2seq import cross_attention_figure
 
         with never_fatal(self, "translation examples and attention figures"):  # reports must not cost the run
             log_table(self.trainer, "examples/translations", ["source", "reference", "hypothesis"],
                       [list(r[:3]) for r in rows[: self.hparams.n_examples]])
             source = self.hparams.attention_example or rows[0][0]
             hyp, weights = self.cross_attention(source)
-            log_image(self.trainer, "attention/cross", attention_figure(source, hyp, weights),
+            log_image(self.trainer, "attention/cross", cross_attention_figure(source, hyp, weights),
                       caption=f"{source} -> {hyp}")
 
     def on_test_epoch_start(self) -> None:
@@ -278,4 +242,4 @@ class Translator(GenlabModule):
         self.test_rows = rows  # for scripts that want the translations themselves
 
 
-__all__ = ["Translator", "attention_figure", "corpus_bleu", "exact_match"]
+__all__ = ["Translator"]

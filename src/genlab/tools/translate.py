@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{text}\t{out}")
     if args.attention:
         from genlab.callbacks.images import save_figure
-        from genlab.models.seq2seq import attention_figure
+        from genlab.figures.seq2seq import cross_attention_figure
 
         hyp, weights = model.cross_attention(args.text[0], args.beam)
-        print(f"cross-attention picture: {save_figure(attention_figure(args.text[0], hyp, weights), args.attention)}",
-              file=sys.stderr)
+        figure = cross_attention_figure(args.text[0], hyp, weights)
+        print(f"cross-attention picture: {save_figure(figure, args.attention)}", file=sys.stderr)
     return 0
 
 
