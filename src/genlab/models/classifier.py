@@ -72,6 +72,7 @@ class Classifier(GenlabModule):
         check_learning_rates(lr=lr)
         self.save_hyperparameters()
         self.net = ClassifierNet(width=width, feature_dim=feature_dim, dropout=dropout)
+        self._epoch_t0, self._epoch_images = None, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -88,6 +89,8 @@ class Classifier(GenlabModule):
 
     def on_train_epoch_end(self) -> None:
         # wall time per epoch in the logs: the training budget is checked from these
+        if self._epoch_t0 is None:  # an epoch that Lightning ends after restoring it, never started here: untimed
+            return
         seconds = time.perf_counter() - self._epoch_t0
         self.log("train/epoch_seconds", seconds)
         self.log("train/images_per_second", self._epoch_images / max(seconds, 1e-9))
@@ -100,7 +103,7 @@ class Classifier(GenlabModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        self._epoch_images = getattr(self, "_epoch_images", 0) + len(x)
+        self._epoch_images += len(x)
         logits = self(self.augment(x))
         loss = F.cross_entropy(logits, y)
         self.log("train/loss", loss, prog_bar=True)
