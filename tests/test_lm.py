@@ -239,16 +239,19 @@ def test_unknown_prompt_characters_are_listed():
 def test_optimizer_groups_and_schedule():
     lm = LanguageModel(vocab="abcd", n_layer=1, n_head=1, n_embd=8, block_size=8, learning_rate=1e-2,
                        warmup_steps=10, min_lr_ratio=0.1, weight_decay=0.3)
-    opt = lm.configure_optimizers()
+    lm.trainer = pl.Trainer(max_steps=110, max_epochs=-1, logger=False, enable_progress_bar=False)
+    config = lm.configure_optimizers()
+    opt, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.3 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     n_tensors = len({id(p) for p in lm.parameters()})  # the tied head is one tensor
     assert len(decay["params"]) + len(no_decay["params"]) == n_tensors
-    lm._decay = ("steps", 110)
-    lrs = [lm.lr_at(s) for s in range(111)]
+    assert (schedule.total_steps, schedule.progress) == (110, None)  # max_steps: the decay ends there
+    lrs = [schedule.lr_at(s) for s in range(111)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)  # linear warmup
     assert lrs[60] == pytest.approx(0.55e-2) and lrs[110] == pytest.approx(1e-3)  # cosine to 10%
+    assert schedule.lr_at(500) == pytest.approx(1e-3)  # then held
     assert all(a >= b - 1e-12 for a, b in zip(lrs[9:], lrs[10:], strict=False))
 
 
@@ -323,22 +326,25 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
     assert {id(lm.model.wte.weight), id(lm.model.wpe.weight)} <= adamw  # the embeddings (and the tied head)
     assert len(muon) + len(adamw) == len({id(p) for p in lm.parameters()})
     assert opt.muon.param_groups[0]["weight_decay"] == 0.2
-    assert all(g["lr"] == pytest.approx(lm.lr_at(5)) for g in opt.param_groups)  # the schedule reached both
+    schedule = trainer.lr_scheduler_configs[0].scheduler  # after 6 steps, the groups hold step 6's rate
+    assert schedule.lr_at(6) < 1e-2
+    assert all(g["lr"] == pytest.approx(schedule.lr_at(6)) for g in opt.param_groups)  # the schedule reached both
     first_loss = trainer.callback_metrics["train/loss"].item()
     assert math.isfinite(first_loss) and trainer.callback_metrics["val/loss"].item() < math.log(lm.config.vocab_size)
 
     ckpt = tmp_path / "muon.ckpt"
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)["optimizer_states"][0]
-    fresh = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon",
-                          vocab=lm.vocab.chars).configure_optimizers()
+    fresh_lm = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", vocab=lm.vocab.chars)
+    fresh_lm.trainer = pl.Trainer(max_steps=6, max_epochs=-1, logger=False, enable_progress_bar=False)
+    fresh = fresh_lm.configure_optimizers()["optimizer"]
     fresh.load_state_dict(saved)
     for inner, inner_fresh in ((opt.muon, fresh.muon), (opt.adamw, fresh.adamw)):
         for p, q in zip((p for g in inner.param_groups for p in g["params"]),
                         (q for g in inner_fresh.param_groups for q in g["params"]), strict=True):
             for key, value in inner.state[p].items():
                 assert torch.equal(inner_fresh.state[q][key], value), key
-    assert fresh.param_groups[0]["lr"] == pytest.approx(lm.lr_at(5))
+    assert fresh.param_groups[0]["lr"] == pytest.approx(schedule.lr_at(6))
     resumed = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", learning_rate=1e-2,
                             warmup_steps=2)
     trainer2 = tiny_trainer(tmp_path, max_steps=8, val_check_interval=2)
@@ -349,6 +355,32 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
         tiny_trainer(tmp_path, max_steps=8).fit(adamw, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
     with pytest.raises(ValueError, match="not MuonWithAdamW's"):
         trainer2.optimizers[0].load_state_dict(torch.optim.AdamW(lm.parameters()).state_dict())
+
+
+def test_a_checkpoint_without_a_schedule_state_resumes_its_schedule_at_its_step(tmp_path):
+    """Language-model checkpoints from before WarmupCosine hold no schedule state (the rate was set by hand at
+    each step): resumed, the schedule goes on from the checkpoint's step, not from the start of the warm-up."""
+    pl.seed_everything(0)
+    lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=1e-2, warmup_steps=4)
+    trainer = tiny_trainer(tmp_path, max_steps=4)
+    trainer.fit(lm, datamodule=tiny_data(tmp_path))
+    ckpt = tmp_path / "before.ckpt"
+    trainer.save_checkpoint(ckpt)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["lr_schedulers"] = []  # what such a checkpoint holds
+    torch.save(checkpoint, ckpt)
+    rates = []
+
+    class Rates(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    resumed = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=1e-2, warmup_steps=4)
+    trainer2 = tiny_trainer(tmp_path, max_steps=6, val_check_interval=2, callbacks=[Rates()])
+    trainer2.fit(resumed, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
+    schedule = trainer2.lr_scheduler_configs[0].scheduler
+    assert rates == [pytest.approx(schedule.lr_at(4)), pytest.approx(schedule.lr_at(5))]
+    assert rates[0] == pytest.approx(1e-2) and schedule.lr_at(0) == pytest.approx(2.5e-3)  # past the warm-up
 
 
 def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
@@ -499,12 +531,11 @@ def test_time_budget_schedule_reads_the_timer_through_its_public_accessors(monke
                        min_lr_ratio=0.1, warmup_steps=2)
     trainer = pl.Trainer(max_time={"seconds": 100}, logger=False, enable_progress_bar=False)
     lm.trainer = trainer
-    lm.on_train_start()
+    schedule = lm.configure_optimizers()["lr_scheduler"]["scheduler"]
     (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
-    assert lm._decay == ("time", timer)
+    assert schedule.total_steps is None and schedule.progress is not None
     monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 50.0)
-    assert lm.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
+    assert schedule.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
     monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 100.0)
-    assert lm.lr_at(10) == pytest.approx(1e-4)
-    assert lm.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock
-
+    assert schedule.lr_at(10) == pytest.approx(1e-4)
+    assert schedule.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock

@@ -9,8 +9,6 @@ hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -18,6 +16,7 @@ from genlab.data.seq2seq import TokenVocab
 from genlab.metrics.translation import corpus_bleu, exact_match
 from genlab.models.base import GenlabModule
 from genlab.nets.seq2seq import BOS, PAD, Seq2Seq, Seq2SeqConfig
+from genlab.optim import WarmupCosine, decay_plan, restore_schedule_step, weight_decay_groups
 from genlab.runtime import eval_mode
 
 
@@ -56,7 +55,6 @@ class Translator(GenlabModule):
         if src_vocab is not None and tgt_vocab is not None:
             self._build(src_vocab, tgt_vocab)
         self._outputs: dict[str, list] = {}
-        self._timer = None
 
     def _build(self, src_chars: str, tgt_chars: str) -> None:
         hp = self.hparams
@@ -135,40 +133,15 @@ class Translator(GenlabModule):
     # --- optimisation
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98))
+        hp = self.hparams
+        opt = torch.optim.AdamW(weight_decay_groups(self.model.parameters(), hp.weight_decay), lr=hp.learning_rate,
+                                betas=(0.9, 0.98))
+        total, progress = decay_plan(self.trainer, clock_first=True)  # a wall-clock budget sets the decay's end
+        schedule = WarmupCosine(opt, total, hp.warmup_steps, floor=hp.min_lr_ratio, progress=progress)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def on_train_start(self) -> None:
-        from pytorch_lightning.callbacks import Timer
-
-        self._timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
-        if self._timer is not None and self._timer.time_remaining("train") is None:
-            self._timer = None
-        self._total_steps = self.trainer.estimated_stepping_batches
-
-    def lr_at(self, step: int) -> float:
-        """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak at the end of training."""
-        peak, warm = self.hparams.learning_rate, self.hparams.warmup_steps
-        if step < warm:
-            return peak * (step + 1) / warm
-        if self._timer is not None:  # a wall-clock budget: the decay follows the clock
-            elapsed = self._timer.time_elapsed("train")
-            progress = elapsed / max(1e-9, elapsed + self._timer.time_remaining("train"))
-        elif math.isfinite(getattr(self, "_total_steps", math.inf)):
-            progress = (step - warm) / max(1, self._total_steps - warm)
-        else:
-            return peak
-        progress = min(max(progress, 0.0), 1.0)
-        lo = peak * self.hparams.min_lr_ratio
-        return lo + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - lo)
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        lr = self.lr_at(self.global_step)
-        for opt in self.trainer.optimizers:
-            for group in opt.param_groups:
-                group["lr"] = lr
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_schedule_step(checkpoint)
 
     def _loss(self, batch):
         src, tgt = batch
