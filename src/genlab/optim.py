@@ -62,38 +62,36 @@ class WarmupCosine(torch.optim.lr_scheduler.LRScheduler):
 
     def _at(self, step: int, peak: float) -> tuple[float, float | None]:
         """(learning rate, momentum or None for "leave it") at `step` for a group whose peak is `peak`."""
-        total, floor = self.total_steps, peak * self.floor
+        total, warm, floor = self.total_steps, self.warmup_steps, peak * self.floor
         if self.warmup == "linear":
-            if step < self.warmup_steps:
-                return peak * (step + 1) / self.warmup_steps, None
-            if self.progress is not None:
-                return anneal(peak, floor, self.progress()), None
-            if total is None:
-                return peak, None
-            return anneal(peak, floor, (step - self.warmup_steps) / max(1, total - self.warmup_steps)), None
+            if step < warm or (total is None and self.progress is None):  # warming up, or no known end
+                return warmup_cosine(step, peak, warm, 0.0), None
+            done = self.progress() if self.progress is not None else (step - warm) / max(1, total - warm)
+            return warmup_cosine(step, peak, warm, done, floor), None
         if total is None or total < 3:  # too short for a warm-up and a decay
             return peak, None
-        top = min(max(self.warmup_steps, 1.5), total - 1.5) - 1  # the step at the peak
-        base, high = self.momentum or (None, None)
+        top = min(max(warm, 1.5), total - 1.5) - 1  # the step at the peak
+        low, high = self.momentum or (None, None)
+        cycle = self.momentum is not None
         if step <= top:
             pct = step / top
-            return anneal(peak * self.start, peak, pct), (None if base is None else anneal(high, base, pct))
+            return anneal(peak * self.start, peak, pct), (anneal(high, low, pct) if cycle else None)
         pct = self.progress() if self.progress is not None else (step - top) / (total - 1 - top)
-        return anneal(peak, floor, pct), (None if base is None else anneal(base, high, pct))
+        return anneal(peak, floor, pct), (anneal(low, high, pct) if cycle else None)
 
-    def _apply_momentum(self, momenta: list) -> None:
-        for group, m in zip(self.optimizer.param_groups, momenta, strict=True):
-            if m is None:
-                continue
-            if "betas" in group:
-                group["betas"] = (m, *group["betas"][1:])
-            else:
-                group["momentum"] = m
+    def _rates(self) -> list[float]:
+        """Each group's rate at the current step; sets its momentum on the way."""
+        values = [self._at(self.last_epoch, peak) for peak in self.base_lrs]
+        for group, (_, m) in zip(self.optimizer.param_groups, values, strict=True):
+            if m is not None:
+                if "betas" in group:
+                    group["betas"] = (m, *group["betas"][1:])
+                else:
+                    group["momentum"] = m
+        return [lr for lr, _ in values]
 
     def get_lr(self) -> list[float]:
-        values = [self._at(self.last_epoch, peak) for peak in self.base_lrs]
-        self._apply_momentum([m for _, m in values])
-        return [lr for lr, _ in values]
+        return self._rates()
 
     def state_dict(self) -> dict:
         return {"last_epoch": self.last_epoch}
@@ -101,11 +99,9 @@ class WarmupCosine(torch.optim.lr_scheduler.LRScheduler):
     def load_state_dict(self, state_dict: dict) -> None:
         """Resume at the saved step under this plan (its rates replace those restored with the optimizer)."""
         self.last_epoch = int(state_dict["last_epoch"])
-        values = [self._at(self.last_epoch, peak) for peak in self.base_lrs]
-        self._apply_momentum([m for _, m in values])
-        for group, (lr, _) in zip(self.optimizer.param_groups, values, strict=True):
+        self._last_lr = self._rates()
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
             group["lr"] = lr
-        self._last_lr = [lr for lr, _ in values]
 
 
 def one_cycle(optimizer, total_steps: int | None, pct_start: float, final_div_factor: float = 1e4,

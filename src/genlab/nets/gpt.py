@@ -192,8 +192,9 @@ class GPT(nn.Module):
         With a cache, idx holds the positions after those already cached.
         """
         x = self.embed(idx, cache.length if cache is not None else 0)
-        for i, block in enumerate(self.blocks):
-            x = block(x, cache.layers[i] if cache is not None else None)
+        for block, kv in zip(self.blocks, cache.layers if cache is not None else [None] * len(self.blocks),
+                             strict=True):
+            x = block(x, kv)
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:

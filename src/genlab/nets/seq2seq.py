@@ -205,8 +205,9 @@ class Seq2Seq(nn.Module):
     def decode(self, tgt: torch.Tensor, memory, src_mask, cache: KVCache | None = None) -> torch.Tensor:
         """tgt [B, T] (with a cache: the positions after those cached) -> logits [B, T, V]."""
         x = self.embed_target(tgt, cache.length if cache is not None else 0)
-        for i, layer in enumerate(self.decoder):
-            x = layer(x, memory, src_mask, cache.layers[i] if cache is not None else None)
+        for layer, kv in zip(self.decoder, cache.layers if cache is not None else [None] * len(self.decoder),
+                             strict=True):
+            x = layer(x, memory, src_mask, kv)
         return self.head(self.dec_ln(x))
 
     def forward(self, src, tgt) -> torch.Tensor:
