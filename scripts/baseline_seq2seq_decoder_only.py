@@ -6,14 +6,15 @@ The same data (the built-in dates corpus with the config's sizes and seed), the 
 decoder layers of the config, as one causal stack), optimizer, schedule and wall-clock budget as
 configs/seq2seq_dates.yaml; the loss is on the target part only. Scored like the Translator: greedy decoding,
 exact match and sacreBLEU corpus BLEU on the test pairs. The LAST line printed is one JSON object.
-A plain torch loop (no Lightning) because it is a one-off comparison, not a genlab model.
+A plain torch loop (no Lightning) because it is a one-off comparison, not a genlab model: the network is the
+translator's own layers (genlab.nets.seq2seq.EncoderLayer) under the shared causal mask, the schedule and the
+weight-decay groups are genlab.optim's, the scores genlab.metrics.translation's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,8 +28,10 @@ import torch.nn.functional as F  # noqa: E402
 import yaml  # noqa: E402
 
 from genlab.data.seq2seq import TokenVocab, date_corpus  # noqa: E402
-from genlab.models.seq2seq import corpus_bleu, exact_match  # noqa: E402
-from genlab.nets.seq2seq import BOS, EOS, PAD, EncoderLayer, Seq2SeqConfig, causal_mask  # noqa: E402
+from genlab.metrics.translation import corpus_bleu, exact_match  # noqa: E402
+from genlab.nets.seq2seq import BOS, EOS, PAD, EncoderLayer, Seq2SeqConfig  # noqa: E402
+from genlab.nets.transformer import causal_mask  # noqa: E402
+from genlab.optim import warmup_cosine, weight_decay_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,15 +82,12 @@ def main(argv=None) -> int:
     n_layer = m["n_enc_layer"] + m["n_dec_layer"]
     net = DecoderOnly(cfg, n_layer, max_len)
     params = list(net.parameters())
-    opt = torch.optim.AdamW([{"params": [q for q in params if q.dim() >= 2], "weight_decay": m["weight_decay"]},
-                             {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0}],
-                            lr=m["learning_rate"], betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(weight_decay_groups(params, m["weight_decay"]), lr=m["learning_rate"], betas=(0.9, 0.98))
     batch, peak, warm, lo = d["batch_size"], m["learning_rate"], m["warmup_steps"], m["learning_rate"] * m["min_lr_ratio"]
     start, step, tokens = time.perf_counter(), 0, 0
     net.train()
     while (elapsed := time.perf_counter() - start) < budget:
-        progress = min(1.0, elapsed / budget)
-        lr = peak * (step + 1) / warm if step < warm else lo + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - lo)
+        lr = warmup_cosine(step, peak, warm, elapsed / budget, floor=lo)  # the translator's curve, by the clock
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.randint(len(seqs), (batch,))

@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     from pytorch_lightning.callbacks import Timer
 
     from genlab import launch
+    from genlab.figures.seq2seq import cross_attention_figure
     from genlab.hardware import hardware_fields
-    from genlab.models.seq2seq import attention_figure
     from genlab.reporting import save_figure
 
     overrides = launch.init_args(args.set)
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     example = model.hparams.attention_example or data.val_pairs[0][0]
     hyp, weights = model.cross_attention(example)
     figures = Path(args.figures) if args.figures else root
-    picture = save_figure(attention_figure(example, hyp, weights), figures / "attention.png")
+    picture = save_figure(cross_attention_figure(example, hyp, weights), figures / "attention.png")
     examples = [(s, r, g, b) for s, r, g, b in model.test_rows[:10]]
 
     result = {

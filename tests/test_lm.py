@@ -14,7 +14,15 @@ from genlab.cli import main
 from genlab.data import CharTextDataModule
 from genlab.models.lm import LanguageModel
 from genlab.nets.fast_dropout import ByteMaskDropout as Dropout
-from genlab.nets.gpt import GPT, GPTConfig, KVCache, attention_reference, attention_weights, sample_next
+from genlab.nets.gpt import GPT, GPTConfig
+from genlab.nets.transformer import (
+    KVCache,
+    attention_weights,
+    causal_attention,
+    causal_mask,
+    merge_heads,
+    sample_next,
+)
 from genlab.optim import MuonWithAdamW
 
 
@@ -50,28 +58,36 @@ def lively_gpt(positional="learned", block_size=16, seed=0) -> GPT:
 
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_sdpa_matches_reference_attention(positional):
+    """Every layer's fused attention is softmax(Q K^T / sqrt(d)) V under the causal mask, written out; the model
+    is causal."""
     model = lively_gpt(positional)
     idx = torch.randint(0, 11, (3, 16))
-    fast, _ = model(idx)
-    slow, _ = model(idx, reference=True)
-    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
-    # queries after cached keys (the masked SDPA branch) against the reference with the same offset
+    full, _ = model(idx)
+    x = model.embed(idx)
+    for block in model.blocks:
+        h = block.ln_1(x)
+        q, k, v = block.attn.qkv(h)
+        written = block.attn.c_proj(merge_heads(attention_weights(q, k, causal_mask(16, 16)) @ v))
+        torch.testing.assert_close(block.attn(h), written, rtol=1e-10, atol=1e-10)
+        x = block(x)
+    torch.testing.assert_close(model.lm_head(model.ln_f(x)), full)
+    # queries after cached keys (the masked SDPA branch) against the maths with the same offset
     q, k, v = torch.randn(2, 2, 3, 4).double(), torch.randn(2, 2, 7, 4).double(), torch.randn(2, 2, 7, 4).double()
     mask = torch.ones(3, 7, dtype=torch.bool).tril(4)
-    torch.testing.assert_close(torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                               attention_reference(q, k, v))
-    # the reference is causal: changing a later token leaves earlier logits alone
+    torch.testing.assert_close(causal_attention(q, k, v), attention_weights(q, k, mask) @ v)
+    torch.testing.assert_close(causal_attention(q[:, :, -1:], k, v), attention_weights(q[:, :, -1:], k) @ v)
+    # causal: changing a later token leaves earlier logits alone
     changed = idx.clone()
     changed[:, 10] = (changed[:, 10] + 1) % 11
-    after, _ = model(changed, reference=True)
-    torch.testing.assert_close(after[:, :10], slow[:, :10])
-    assert not torch.allclose(after[:, 10:], slow[:, 10:])
+    after, _ = model(changed)
+    torch.testing.assert_close(after[:, :10], full[:, :10])
+    assert not torch.allclose(after[:, 10:], full[:, 10:])
 
 
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_attention_maps_are_the_training_attention(positional):
     """GPT.attention_maps: the weights the blocks use, per layer and head; each row sums to 1 over the keys, nothing
-    above the diagonal (causal), logits equal to the training forward's; and weights @ v = attention_reference."""
+    above the diagonal (causal), logits equal to the training forward's; and the block's output is c_proj(weights @ v)."""
     model = lively_gpt(positional)
     idx = torch.randint(0, 11, (2, 12))
     logits, maps = model.attention_maps(idx)
@@ -87,11 +103,36 @@ def test_attention_maps_are_the_training_attention(positional):
                                                else model.pe[:12]))
     heads = lambda t: t.view(2, 12, cfg.n_head, -1).transpose(1, 2)  # noqa: E731
     q, k, v = heads(attn.q_proj(x)), heads(attn.k_proj(x)), heads(attn.v_proj(x))
-    torch.testing.assert_close(maps[0], attention_weights(q, k))
-    torch.testing.assert_close(maps[0] @ v, attention_reference(q, k, v))
+    torch.testing.assert_close(maps[0], attention_weights(q, k, causal_mask(12, 12)))
+    torch.testing.assert_close(attn.c_proj(merge_heads(maps[0] @ v)), attn(x))
     model.train()  # attention_maps works in eval mode and restores the caller's mode
     model.attention_maps(idx)
     assert model.training
+
+
+def golden_gpt() -> GPT:
+    """A float64 GPT with N(0, 0.3) weights from fixed seeds: its greedy choices win by clear margins."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)).double()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.3)
+    return model.eval()
+
+
+def test_generation_is_what_the_layout_before_the_shared_attention_parts_generated():
+    """Token ids written by genlab before nets/transformer.py (its own attention, cache and flags in nets/gpt.py):
+    greedy, with and without the cache, past the window (16) where the cache re-encodes, and sampled under a seed."""
+    model = golden_gpt()
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    before = [[10, 4, 6, 10, 10, 3, 8, 6, 10, 3, 1, 1, 1, 1, 1, 5, 5, 9, 9, 9, 9, 9, 9, 9, 9],
+              [2, 1, 5, 5, 4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 4]]
+    for use_cache in (True, False):
+        assert model.generate(prompt, 25, temperature=0, use_cache=use_cache)[:, 3:].tolist() == before
+    assert model.generate(prompt[0], 25, temperature=1.0, seed=3).tolist()[3:] == [
+        0, 5, 10, 5, 5, 7, 0, 1, 10, 10, 6, 8, 5, 9, 9, 6, 5, 4, 1, 10, 4, 1, 4, 5, 5]
 
 
 def test_cpu_dropout_drops_at_its_rate_keeps_the_mean_and_masks_the_gradient():
@@ -158,7 +199,7 @@ def test_cache_forward_matches_full_forward():
     model = lively_gpt()
     idx = torch.randint(0, 11, (1, 16))
     full, _ = model(idx)
-    cache = KVCache(model.config, 1, "cpu", torch.float64)
+    cache = KVCache(model.config.n_layer, model.config.block_size)
     first, _ = model(idx[:, :9], cache=cache)  # prefill
     rest = [model(idx[:, i : i + 1], cache=cache)[0] for i in range(9, 16)]  # one token at a time
     torch.testing.assert_close(torch.cat([first, *rest], dim=1), full)
@@ -198,16 +239,19 @@ def test_unknown_prompt_characters_are_listed():
 def test_optimizer_groups_and_schedule():
     lm = LanguageModel(vocab="abcd", n_layer=1, n_head=1, n_embd=8, block_size=8, learning_rate=1e-2,
                        warmup_steps=10, min_lr_ratio=0.1, weight_decay=0.3)
-    opt = lm.configure_optimizers()
+    lm.trainer = pl.Trainer(max_steps=110, max_epochs=-1, logger=False, enable_progress_bar=False)
+    config = lm.configure_optimizers()
+    opt, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.3 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() == 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
     n_tensors = len({id(p) for p in lm.parameters()})  # the tied head is one tensor
     assert len(decay["params"]) + len(no_decay["params"]) == n_tensors
-    lm._decay = ("steps", 110)
-    lrs = [lm.lr_at(s) for s in range(111)]
+    assert (schedule.total_steps, schedule.progress) == (110, None)  # max_steps: the decay ends there
+    lrs = [schedule.lr_at(s) for s in range(111)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)  # linear warmup
     assert lrs[60] == pytest.approx(0.55e-2) and lrs[110] == pytest.approx(1e-3)  # cosine to 10%
+    assert schedule.lr_at(500) == pytest.approx(1e-3)  # then held
     assert all(a >= b - 1e-12 for a, b in zip(lrs[9:], lrs[10:], strict=False))
 
 
@@ -282,22 +326,25 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
     assert {id(lm.model.wte.weight), id(lm.model.wpe.weight)} <= adamw  # the embeddings (and the tied head)
     assert len(muon) + len(adamw) == len({id(p) for p in lm.parameters()})
     assert opt.muon.param_groups[0]["weight_decay"] == 0.2
-    assert all(g["lr"] == pytest.approx(lm.lr_at(5)) for g in opt.param_groups)  # the schedule reached both
+    schedule = trainer.lr_scheduler_configs[0].scheduler  # after 6 steps, the groups hold step 6's rate
+    assert schedule.lr_at(6) < 1e-2
+    assert all(g["lr"] == pytest.approx(schedule.lr_at(6)) for g in opt.param_groups)  # the schedule reached both
     first_loss = trainer.callback_metrics["train/loss"].item()
     assert math.isfinite(first_loss) and trainer.callback_metrics["val/loss"].item() < math.log(lm.config.vocab_size)
 
     ckpt = tmp_path / "muon.ckpt"
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)["optimizer_states"][0]
-    fresh = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon",
-                          vocab=lm.vocab.chars).configure_optimizers()
+    fresh_lm = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", vocab=lm.vocab.chars)
+    fresh_lm.trainer = pl.Trainer(max_steps=6, max_epochs=-1, logger=False, enable_progress_bar=False)
+    fresh = fresh_lm.configure_optimizers()["optimizer"]
     fresh.load_state_dict(saved)
     for inner, inner_fresh in ((opt.muon, fresh.muon), (opt.adamw, fresh.adamw)):
         for p, q in zip((p for g in inner.param_groups for p in g["params"]),
                         (q for g in inner_fresh.param_groups for q in g["params"]), strict=True):
             for key, value in inner.state[p].items():
                 assert torch.equal(inner_fresh.state[q][key], value), key
-    assert fresh.param_groups[0]["lr"] == pytest.approx(lm.lr_at(5))
+    assert fresh.param_groups[0]["lr"] == pytest.approx(schedule.lr_at(6))
     resumed = LanguageModel(n_layer=2, n_head=2, n_embd=16, block_size=16, optimizer="muon", learning_rate=1e-2,
                             warmup_steps=2)
     trainer2 = tiny_trainer(tmp_path, max_steps=8, val_check_interval=2)
@@ -308,6 +355,32 @@ def test_muon_option_trains_follows_the_schedule_and_resumes(tmp_path):
         tiny_trainer(tmp_path, max_steps=8).fit(adamw, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
     with pytest.raises(ValueError, match="not MuonWithAdamW's"):
         trainer2.optimizers[0].load_state_dict(torch.optim.AdamW(lm.parameters()).state_dict())
+
+
+def test_a_checkpoint_without_a_schedule_state_resumes_its_schedule_at_its_step(tmp_path):
+    """Language-model checkpoints from before WarmupCosine hold no schedule state (the rate was set by hand at
+    each step): resumed, the schedule goes on from the checkpoint's step, not from the start of the warm-up."""
+    pl.seed_everything(0)
+    lm = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=1e-2, warmup_steps=4)
+    trainer = tiny_trainer(tmp_path, max_steps=4)
+    trainer.fit(lm, datamodule=tiny_data(tmp_path))
+    ckpt = tmp_path / "before.ckpt"
+    trainer.save_checkpoint(ckpt)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["lr_schedulers"] = []  # what such a checkpoint holds
+    torch.save(checkpoint, ckpt)
+    rates = []
+
+    class Rates(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    resumed = LanguageModel(n_layer=1, n_head=2, n_embd=16, block_size=16, learning_rate=1e-2, warmup_steps=4)
+    trainer2 = tiny_trainer(tmp_path, max_steps=6, val_check_interval=2, callbacks=[Rates()])
+    trainer2.fit(resumed, datamodule=tiny_data(tmp_path), ckpt_path=str(ckpt))
+    schedule = trainer2.lr_scheduler_configs[0].scheduler
+    assert rates == [pytest.approx(schedule.lr_at(4)), pytest.approx(schedule.lr_at(5))]
+    assert rates[0] == pytest.approx(1e-2) and schedule.lr_at(0) == pytest.approx(2.5e-3)  # past the warm-up
 
 
 def test_train_save_and_generate_without_data(tmp_path, monkeypatch, capsys):
@@ -458,12 +531,11 @@ def test_time_budget_schedule_reads_the_timer_through_its_public_accessors(monke
                        min_lr_ratio=0.1, warmup_steps=2)
     trainer = pl.Trainer(max_time={"seconds": 100}, logger=False, enable_progress_bar=False)
     lm.trainer = trainer
-    lm.on_train_start()
+    schedule = lm.configure_optimizers()["lr_scheduler"]["scheduler"]
     (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
-    assert lm._decay == ("time", timer)
+    assert schedule.total_steps is None and schedule.progress is not None
     monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 50.0)
-    assert lm.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
+    assert schedule.lr_at(10) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))
     monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": 100.0)
-    assert lm.lr_at(10) == pytest.approx(1e-4)
-    assert lm.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock
-
+    assert schedule.lr_at(10) == pytest.approx(1e-4)
+    assert schedule.lr_at(0) == pytest.approx(5e-4)  # warmup does not look at the clock

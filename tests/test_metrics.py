@@ -288,3 +288,17 @@ def test_callback_logs_and_warns_on_collapse(data_root):
         trainer.fit(OneDigitModel(), loader, loader)
     assert trainer.callback_metrics["quality/classes_covered"].item() == 1
     assert {"quality/fid", "quality/fid_floor", "quality/kid", "quality/confident_fraction"} <= set(trainer.callback_metrics)
+
+
+def test_translation_scores():
+    """genlab.metrics.translation: exact match as a share, sacreBLEU's corpus BLEU (character n-grams for dates)."""
+    from genlab.metrics import corpus_bleu, exact_match
+
+    refs = ["1987-03-03", "2001-12-25"]
+    assert exact_match(refs, refs) == 1.0 and exact_match(["1987-03-03", "2001-12-26"], refs) == 0.5
+    assert exact_match([], []) == 0.0
+    with pytest.raises(ValueError):
+        exact_match(["1987-03-03"], refs)  # one hypothesis per reference
+    assert corpus_bleu(refs, refs, "char") == pytest.approx(100.0)
+    assert 50 < corpus_bleu(["1987-03-03", "2001-12-26"], refs, "char") < 100
+    assert corpus_bleu(["1987-03-03", "2001-12-26"], refs) < corpus_bleu(["1987-03-03", "2001-12-26"], refs, "char")

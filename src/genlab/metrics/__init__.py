@@ -1,4 +1,5 @@
-"""Sample-quality evaluation: genlab's own MNIST / Fashion-MNIST classifier and the metrics on its features.
+"""Evaluation: sample quality with genlab's own MNIST / Fashion-MNIST classifier and the metrics on its features,
+and translation quality (genlab.metrics.translation: sacreBLEU's corpus BLEU, exact match).
 
     from genlab.metrics import SampleQuality
     SampleQuality("mnist").evaluate(images)   # images [N,1,28,28] in [0,1]; value_range=(-1, 1) for tanh
@@ -27,6 +28,8 @@ _EXPORTS = {
     "inception_score": "quality",
     "kid_from_features": "quality",
     "to_unit_range": "quality",
+    "corpus_bleu": "translation",
+    "exact_match": "translation",
 }
 
 __all__ = sorted(_EXPORTS)

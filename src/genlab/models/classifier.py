@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from genlab.metrics.classifier import DATASETS
 from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.classifier import ClassifierNet
+from genlab.optim import one_cycle, planned_steps, restore_schedule_step, weight_decay_groups
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -72,6 +73,7 @@ class Classifier(GenlabModule):
         check_learning_rates(lr=lr)
         self.save_hyperparameters()
         self.net = ClassifierNet(width=width, feature_dim=feature_dim, dropout=dropout)
+        self._epoch_t0, self._epoch_images = None, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -88,6 +90,8 @@ class Classifier(GenlabModule):
 
     def on_train_epoch_end(self) -> None:
         # wall time per epoch in the logs: the training budget is checked from these
+        if self._epoch_t0 is None:  # an epoch that Lightning ends after restoring it, never started here: untimed
+            return
         seconds = time.perf_counter() - self._epoch_t0
         self.log("train/epoch_seconds", seconds)
         self.log("train/images_per_second", self._epoch_images / max(seconds, 1e-9))
@@ -100,7 +104,7 @@ class Classifier(GenlabModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        self._epoch_images = getattr(self, "_epoch_images", 0) + len(x)
+        self._epoch_images += len(x)
         logits = self(self.augment(x))
         loss = F.cross_entropy(logits, y)
         self.log("train/loss", loss, prog_bar=True)
@@ -120,22 +124,14 @@ class Classifier(GenlabModule):
         self._eval_step(batch, "test")
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.named_parameters() if p.ndim > 1]
-        no_decay = [p for n, p in self.named_parameters() if p.ndim <= 1]  # BN and biases
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
-        )
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        if total_steps < 10:  # OneCycleLR's phases degenerate (division by zero) on a handful of steps
-            return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=self.hparams.lr,
-            total_steps=total_steps,
-            pct_start=self.hparams.pct_start,
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        hp = self.hparams
+        opt = torch.optim.AdamW(weight_decay_groups(self.parameters(), hp.weight_decay), lr=hp.lr)  # BN, biases: none
+        # torch's OneCycleLR with beta1 cycling, planned for this run's length (a resumed, longer run re-plans)
+        schedule = one_cycle(opt, planned_steps(self.trainer), hp.pct_start)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_schedule_step(checkpoint)
 
     def arch_args(self) -> dict:
         return {k: self.hparams[k] for k in ("width", "feature_dim", "dropout")}

@@ -10,12 +10,11 @@ import math
 import time
 
 import torch
-from pytorch_lightning.callbacks import Timer
 
 from genlab.data.text import CharVocab
 from genlab.models.base import GenlabModule, check_learning_rates
 from genlab.nets.gpt import GPT, GPTConfig
-from genlab.optim import MuonWithAdamW, warmup_cosine
+from genlab.optim import MuonWithAdamW, WarmupCosine, decay_plan, restore_schedule_step, weight_decay_groups
 
 
 class LanguageModel(GenlabModule):
@@ -82,7 +81,6 @@ class LanguageModel(GenlabModule):
         if vocab is not None:
             self._build(vocab)
         self._last_batch_time: float | None = None
-        self._decay = None  # ("steps", total) or ("time", timer)
         self._compiled_forward = None  # a function, not a module: the checkpoint's keys stay those of self.model
 
     # --- model and vocabulary
@@ -133,17 +131,17 @@ class LanguageModel(GenlabModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
         muon = []
         if hp.optimizer == "muon":
             muon = [p for p in self.model.blocks.parameters() if p.requires_grad and p.dim() == 2]
-        muon_ids = {id(p) for p in muon}
-        decay = [p for p in params if p.dim() >= 2 and id(p) not in muon_ids]
-        no_decay = [p for p in params if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = weight_decay_groups(self.model.parameters(), hp.weight_decay, exclude=muon)
         if muon:
-            return MuonWithAdamW(muon, groups, hp.learning_rate, tuple(hp.betas), hp.weight_decay)
-        return torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
+            opt = MuonWithAdamW(muon, groups, hp.learning_rate, tuple(hp.betas), hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=tuple(hp.betas))
+        total, progress = decay_plan(self.trainer, hp.lr_decay)
+        schedule = WarmupCosine(opt, total, hp.warmup_steps, floor=hp.min_lr_ratio, progress=progress)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("hyper_parameters", {}).get("optimizer", "adamw")  # checkpoints before the knob: AdamW
@@ -151,42 +149,7 @@ class LanguageModel(GenlabModule):
             raise ValueError(f"this checkpoint was trained with optimizer: {saved}, the model is configured with "
                              f"optimizer: {self.hparams.optimizer}; its optimizer state cannot be "
                              f"resumed. Set optimizer: {saved} to resume, or start a new run from the weights.")
-
-    def on_train_start(self) -> None:
-        self._decay = None
-        mode = self.hparams.lr_decay
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
-        max_steps = self.trainer.max_steps
-        if mode == "steps" or (mode == "auto" and max_steps and max_steps > 0):
-            total = self.trainer.estimated_stepping_batches
-            self._decay = ("steps", total) if math.isfinite(total) else None
-        elif mode in ("time", "auto") and timer is not None and timer.time_remaining("train") is not None:
-            self._decay = ("time", timer)
-        elif mode == "auto":
-            total = self.trainer.estimated_stepping_batches
-            self._decay = ("steps", total) if math.isfinite(total) else None
-        if mode in ("steps", "time") and self._decay is None:
-            raise ValueError(f"lr_decay={mode!r} needs the Trainer's max_steps/max_epochs (steps) or max_time (time)")
-
-    def lr_at(self, step: int) -> float:
-        """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak at the end of training."""
-        peak, warm = self.hparams.learning_rate, self.hparams.warmup_steps
-        if step < warm or self._decay is None:  # warming up, or no known end: the peak once warm
-            return warmup_cosine(step, peak, warm, 0.0)
-        if self._decay[0] == "steps":
-            progress = (step - warm) / max(1, self._decay[1] - warm)
-        else:  # the share of the Timer's budget spent, from its public accessors
-            timer = self._decay[1]
-            elapsed = timer.time_elapsed("train")
-            progress = elapsed / (elapsed + timer.time_remaining("train"))
-        return warmup_cosine(step, peak, warm, progress, floor=peak * self.hparams.min_lr_ratio)
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        lr = self.lr_at(self.global_step)
-        for opt in self.trainer.optimizers:
-            for group in opt.param_groups:
-                group["lr"] = lr
-        self._lr = lr
+        restore_schedule_step(checkpoint)
 
     def _train_forward(self):
         if not self.hparams.get("compile", False):
@@ -199,7 +162,7 @@ class LanguageModel(GenlabModule):
         x, y = batch
         _, loss = self._train_forward()(x, y)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self._lr)
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         now = time.perf_counter()
         if self._last_batch_time is not None:  # time since the previous step: data, forward, backward, update
             self.log("train/tokens_per_s", x.numel() / (now - self._last_batch_time), prog_bar=True)

@@ -3,55 +3,21 @@
 Training is teacher forcing (the decoder reads the reference target shifted by one and predicts each next
 token). Validation logs the loss, greedy exact match, a table of source / reference / hypothesis and a picture
 of the cross-attention weights per head. Testing adds corpus BLEU (sacreBLEU) and exact match, greedy and by beam
-search. Both vocabularies are hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
+search (genlab.metrics.translation); the picture is genlab.figures.seq2seq's. Both vocabularies are
+hyper-parameters, so a checkpoint alone can translate (`genlab translate`).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 
 from genlab.data.seq2seq import TokenVocab
+from genlab.metrics.translation import corpus_bleu, exact_match
 from genlab.models.base import GenlabModule
 from genlab.nets.seq2seq import BOS, PAD, Seq2Seq, Seq2SeqConfig
-
-
-def corpus_bleu(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> float:
-    """sacreBLEU's corpus BLEU (0-100) with one reference per sentence."""
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score)
-
-
-def exact_match(hypotheses: list[str], references: list[str]) -> float:
-    return sum(h == r for h, r in zip(hypotheses, references, strict=True)) / max(1, len(references))
-
-
-def attention_figure(source: str, hypothesis: str, weights: list[torch.Tensor]):
-    """A matplotlib Figure: one heat map per decoder layer (rows) and head (columns), output characters
-    (with the end token) down, source characters across."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_layer, n_head = len(weights), weights[0].size(0)
-    rows = [*hypothesis, "</s>"]
-    fig, axes = plt.subplots(n_layer, n_head, figsize=(0.22 * len(source) * n_head + 1, 0.25 * len(rows) * n_layer + 1),
-                             squeeze=False)
-    for layer, w in enumerate(weights):
-        for head in range(n_head):
-            ax = axes[layer][head]
-            ax.imshow(w[head, : len(rows), : len(source)].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1,
-                      aspect="auto")
-            ax.set_xticks(range(len(source)), list(source), fontsize=7)
-            ax.set_yticks(range(len(rows)), rows, fontsize=7)
-            ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=8)
-    fig.suptitle(f"cross-attention: {source!r} -> {hypothesis!r}", fontsize=9)
-    fig.tight_layout()
-    return fig
+from genlab.optim import WarmupCosine, decay_plan, restore_schedule_step, weight_decay_groups
+from genlab.runtime import eval_mode
 
 
 class Translator(GenlabModule):
@@ -89,7 +55,6 @@ class Translator(GenlabModule):
         if src_vocab is not None and tgt_vocab is not None:
             self._build(src_vocab, tgt_vocab)
         self._outputs: dict[str, list] = {}
-        self._timer = None
 
     def _build(self, src_chars: str, tgt_chars: str) -> None:
         hp = self.hparams
@@ -156,16 +121,11 @@ class Translator(GenlabModule):
     def cross_attention(self, text: str, beam: int | None = None) -> tuple[str, list[torch.Tensor]]:
         """The translation of `text` and each decoder layer's cross-attention weights [H, T_out + 1, S] over it
         (recomputed by teacher forcing on the translation itself, the end token included)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             src = self.encode_sources([text])
             hyp = self.translate_ids(src, beam)[0]
             tgt = torch.tensor([[BOS, *self.tgt_vocab.encode(hyp)]], device=self.device)
-            _, weights = self.model(src, tgt, need_weights=True)
-            return hyp, [w[0] for w in weights]
-        finally:
-            self.train(was_training)
+            return hyp, [w[0] for w in self.model.cross_attention_maps(src, tgt)]
 
     def forward(self, src, tgt):
         return self.model(src, tgt)
@@ -173,40 +133,15 @@ class Translator(GenlabModule):
     # --- optimisation
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.hparams.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98))
+        hp = self.hparams
+        opt = torch.optim.AdamW(weight_decay_groups(self.model.parameters(), hp.weight_decay), lr=hp.learning_rate,
+                                betas=(0.9, 0.98))
+        total, progress = decay_plan(self.trainer, clock_first=True)  # a wall-clock budget sets the decay's end
+        schedule = WarmupCosine(opt, total, hp.warmup_steps, floor=hp.min_lr_ratio, progress=progress)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def on_train_start(self) -> None:
-        from pytorch_lightning.callbacks import Timer
-
-        self._timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
-        if self._timer is not None and self._timer.time_remaining("train") is None:
-            self._timer = None
-        self._total_steps = self.trainer.estimated_stepping_batches
-
-    def lr_at(self, step: int) -> float:
-        """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak at the end of training."""
-        peak, warm = self.hparams.learning_rate, self.hparams.warmup_steps
-        if step < warm:
-            return peak * (step + 1) / warm
-        if self._timer is not None:  # a wall-clock budget: the decay follows the clock
-            elapsed = self._timer.time_elapsed("train")
-            progress = elapsed / max(1e-9, elapsed + self._timer.time_remaining("train"))
-        elif math.isfinite(getattr(self, "_total_steps", math.inf)):
-            progress = (step - warm) / max(1, self._total_steps - warm)
-        else:
-            return peak
-        progress = min(max(progress, 0.0), 1.0)
-        lo = peak * self.hparams.min_lr_ratio
-        return lo + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - lo)
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        lr = self.lr_at(self.global_step)
-        for opt in self.trainer.optimizers:
-            for group in opt.param_groups:
-                group["lr"] = lr
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        restore_schedule_step(checkpoint)
 
     def _loss(self, batch):
         src, tgt = batch
@@ -247,6 +182,7 @@ class Translator(GenlabModule):
         self.log("val/exact_match", exact_match(list(hyps), list(refs)), prog_bar=True)
         if self.trainer.sanity_checking or self.trainer.global_rank != 0:
             return
+        from genlab.figures.seq2seq import cross_attention_figure
         from genlab.reporting import log_image, log_table, never_fatal
 
         with never_fatal(self, "translation examples and attention figures"):  # reports must not cost the run
@@ -254,7 +190,7 @@ class Translator(GenlabModule):
                       [list(r[:3]) for r in rows[: self.hparams.n_examples]])
             source = self.hparams.attention_example or rows[0][0]
             hyp, weights = self.cross_attention(source)
-            log_image(self.trainer, "attention/cross", attention_figure(source, hyp, weights),
+            log_image(self.trainer, "attention/cross", cross_attention_figure(source, hyp, weights),
                       caption=f"{source} -> {hyp}")
 
     def on_test_epoch_start(self) -> None:
@@ -278,4 +214,4 @@ class Translator(GenlabModule):
         self.test_rows = rows  # for scripts that want the translations themselves
 
 
-__all__ = ["Translator", "attention_figure", "corpus_bleu", "exact_match"]
+__all__ = ["Translator"]

@@ -3,10 +3,11 @@
 Layout of this file:
   PAD, BOS, EOS              the special token ids shared by both sides (characters start at N_SPECIAL)
   Seq2SeqConfig              sizes and switches of the network
-  attention_weights          softmax(Q K^T / sqrt(d_k)) with a boolean mask, written out
-  MultiHeadAttention         (query, value, key=None, mask): key defaults to value, as in Keras
-  DecoderCache               the decoder's self-attention keys/values so far, and the encoder's projected K/V
-  EncoderLayer, DecoderLayer, Seq2Seq   the modules; Seq2Seq.generate (greedy / sampling) and .beam_search
+  MultiHeadAttention         (query, value, key=None, mask): key defaults to value, as in Keras; .weights
+  EncoderLayer, DecoderLayer, Seq2Seq   the modules; Seq2Seq.generate (greedy / sampling), .beam_search and
+                             .cross_attention_maps
+The attention maths, masks, KV cache, positions and sampling rules are genlab.nets.transformer's, shared with
+the GPT.
 
 The encoder's self-attention is bidirectional (every source position sees every non-padding source position).
 The decoder's self-attention is causal; its cross-attention takes its queries from the target side and its keys
@@ -16,13 +17,23 @@ after t. Pre-LayerNorm blocks, as in the LM.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from genlab.nets.gpt import check_sampling_args, sample_next, sinusoidal_positions  # the LM's own semantics
+from genlab.nets.transformer import (
+    KVCache,
+    LayerKV,
+    attention_weights,
+    causal_mask,
+    check_config,
+    check_sampling_args,
+    merge_heads,
+    sample_next,
+    sinusoidal_positions,
+    split_heads,
+)
 
 PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL = 3
@@ -43,33 +54,10 @@ class Seq2SeqConfig:
     max_tgt_len: int = 32  # target tokens including BOS and EOS
 
     def __post_init__(self):
-        if self.positional not in ("learned", "sinusoidal"):
-            raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_head", "n_enc_layer", "n_dec_layer",
-                     "max_src_len", "max_tgt_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % self.n_head:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
-        if self.positional == "sinusoidal" and self.d_model % 2:
-            raise ValueError(f"sinusoidal positions need an even d_model, got {self.d_model}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_config(self, "d_model", ("src_vocab_size", "tgt_vocab_size", "d_model", "n_head", "n_enc_layer",
+                                       "n_dec_layer", "max_src_len", "max_tgt_len"))
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-
-
-def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_k)) over the keys; q [..., Tq, D], k [..., Tk, D]; mask True = may attend."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1)
-
-
-def causal_mask(tq: int, tk: int, device=None) -> torch.Tensor:
-    """[Tq, Tk] True where query i (the last Tq of Tk positions) may see key j: j <= Tk - Tq + i."""
-    return torch.ones(tq, tk, dtype=torch.bool, device=device).tril(diagonal=tk - tq)
 
 
 class MultiHeadAttention(nn.Module):
@@ -82,8 +70,6 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_head: int, dropout: float = 0.0):
         super().__init__()
-        if d_model % n_head:
-            raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
         self.n_head = n_head
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
@@ -91,53 +77,25 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, C] -> [B, H, T, C / H]"""
-        B, T, C = x.shape
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-
     def project_kv(self, value: torch.Tensor, key: torch.Tensor | None = None):
-        """The heads' keys and values of a key/value sequence (computed once for the encoder's outputs)."""
+        """The heads' keys and values [B, H, Tk, D] of a key/value sequence (computed once for a cached memory)."""
         key = value if key is None else key
-        return self.heads(self.k_proj(key)), self.heads(self.v_proj(value))
+        return split_heads(self.k_proj(key), self.n_head), split_heads(self.v_proj(value), self.n_head)
 
-    def forward(self, query, value=None, key=None, mask=None, kv=None, need_weights: bool = False):
-        """query [B, Tq, C], value/key [B, Tk, C] (or `kv`, already projected heads) -> [B, Tq, C], weights.
+    def weights(self, query, value=None, key=None, mask=None, kv=None) -> torch.Tensor:
+        """The attention weights [B, H, Tq, Tk] that forward applies (same arguments)."""
+        k = kv[0] if kv is not None else self.project_kv(value, key)[0]
+        return attention_weights(split_heads(self.q_proj(query), self.n_head), k, mask)
+
+    def forward(self, query, value=None, key=None, mask=None, kv=None) -> torch.Tensor:
+        """query [B, Tq, C], value/key [B, Tk, C] (or `kv`, already projected heads) -> [B, Tq, C].
 
         mask: boolean, broadcastable to [B, H, Tq, Tk], True where a query may attend a key.
-        weights: [B, H, Tq, Tk] if need_weights, else None.
         """
-        q = self.heads(self.q_proj(query))
+        q = split_heads(self.q_proj(query), self.n_head)
         k, v = kv if kv is not None else self.project_kv(value, key)
-        w = attention_weights(q, k, mask)
-        y = self.dropout(w) @ v
-        B, _, Tq, _ = y.shape
-        y = self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
-        return y, (w if need_weights else None)
-
-
-class DecoderCache:
-    """What incremental decoding keeps: each decoder layer's self-attention keys and values for the target
-    positions fed so far, and its cross-attention keys and values of the encoder's outputs (fixed per source)."""
-
-    def __init__(self, n_layer: int):
-        self.self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
-        self.cross_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
-        self.length = 0
-
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        old = self.self_kv[layer]
-        if old is not None:
-            k, v = torch.cat([old[0], k], dim=-2), torch.cat([old[1], v], dim=-2)
-        self.self_kv[layer] = (k, v)
-        return k, v
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` (in that order): beam search's surviving hypotheses."""
-        for kvs in (self.self_kv, self.cross_kv):
-            for i, kv in enumerate(kvs):
-                if kv is not None:
-                    kvs[i] = (kv[0].index_select(0, index), kv[1].index_select(0, index))
+        y = self.dropout(attention_weights(q, k, mask)) @ v
+        return self.out_proj(merge_heads(y))
 
 
 class FeedForward(nn.Sequential):
@@ -157,7 +115,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x, src_mask):
         h = self.ln1(x)
-        x = x + self.drop(self.attn(h, value=h, mask=src_mask)[0])
+        x = x + self.drop(self.attn(h, value=h, mask=src_mask))
         return x + self.ff(self.ln2(x))
 
 
@@ -172,23 +130,25 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, memory, src_mask, cache: DecoderCache | None = None, layer: int = 0,
-                need_weights: bool = False):
+    def attend_self(self, x, kv: LayerKV | None = None):
+        """x + causal self-attention; with `kv`, x holds the positions after those cached there."""
         h = self.ln1(x)
-        if cache is None:
-            self_mask = causal_mask(x.size(1), x.size(1), x.device)
-            x = x + self.drop(self.self_attn(h, value=h, mask=self_mask)[0])
-            cross_kv = None
-        else:
-            k, v = cache.append(layer, *self.self_attn.project_kv(h))
-            self_mask = causal_mask(x.size(1), k.size(-2), x.device)
-            x = x + self.drop(self.self_attn(h, kv=(k, v), mask=self_mask)[0])
-            if cache.cross_kv[layer] is None:
-                cache.cross_kv[layer] = self.cross.project_kv(memory)
-            cross_kv = cache.cross_kv[layer]
-        y, weights = self.cross(self.ln2(x), value=memory, mask=src_mask, kv=cross_kv, need_weights=need_weights)
-        x = x + self.drop(y)
-        return x + self.ff(self.ln3(x)), weights
+        if kv is None:
+            return x + self.drop(self.self_attn(h, value=h, mask=causal_mask(x.size(1), x.size(1), x.device)))
+        k, v = kv.update(*self.self_attn.project_kv(h))
+        return x + self.drop(self.self_attn(h, kv=(k, v), mask=causal_mask(x.size(1), k.size(-2), x.device)))
+
+    def forward(self, x, memory, src_mask, kv: LayerKV | None = None):
+        x = self.attend_self(x, kv)
+        if kv is not None and kv.memory is None:
+            kv.memory = self.cross.project_kv(memory)
+        memory_kv = None if kv is None else kv.memory
+        x = x + self.drop(self.cross(self.ln2(x), value=memory, mask=src_mask, kv=memory_kv))
+        return x + self.ff(self.ln3(x))
+
+    def cross_weights(self, x, memory, src_mask) -> torch.Tensor:
+        """The cross-attention weights [B, H, T, S] that forward applies to x."""
+        return self.cross.weights(self.ln2(self.attend_self(x)), value=memory, mask=src_mask)
 
 
 class Seq2Seq(nn.Module):
@@ -239,34 +199,37 @@ class Seq2Seq(nn.Module):
             x = layer(x, src_mask)
         return self.enc_ln(x), src_mask
 
-    def decode(self, tgt: torch.Tensor, memory, src_mask, cache: DecoderCache | None = None,
-               need_weights: bool = False):
-        """tgt [B, T] (with a cache: the positions after those cached) -> logits [B, T, V] and, if asked,
-        each decoder layer's cross-attention weights [B, H, T, S]."""
-        start = cache.length if cache is not None else 0
-        x = self.drop(self.tgt_emb(tgt) + self._positions("tgt", start, tgt.size(1), tgt.device))
-        weights = []
-        for i, layer in enumerate(self.decoder):
-            x, w = layer(x, memory, src_mask, cache, i, need_weights)
-            weights.append(w)
-        if cache is not None:
-            cache.length += tgt.size(1)
-        return self.head(self.dec_ln(x)), (weights if need_weights else None)
+    def embed_target(self, tgt: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return self.drop(self.tgt_emb(tgt) + self._positions("tgt", start, tgt.size(1), tgt.device))
 
-    def forward(self, src, tgt, need_weights: bool = False):
+    def decode(self, tgt: torch.Tensor, memory, src_mask, cache: KVCache | None = None) -> torch.Tensor:
+        """tgt [B, T] (with a cache: the positions after those cached) -> logits [B, T, V]."""
+        x = self.embed_target(tgt, cache.length if cache is not None else 0)
+        for layer, kv in zip(self.decoder, cache.layers if cache is not None else [None] * len(self.decoder),
+                             strict=True):
+            x = layer(x, memory, src_mask, kv)
+        return self.head(self.dec_ln(x))
+
+    def forward(self, src, tgt) -> torch.Tensor:
         memory, src_mask = self.encode(src)
-        logits, weights = self.decode(tgt, memory, src_mask, need_weights=need_weights)
-        return (logits, weights) if need_weights else logits
+        return self.decode(tgt, memory, src_mask)
+
+    @torch.no_grad()
+    def cross_attention_maps(self, src, tgt) -> list[torch.Tensor]:
+        """Each decoder layer's cross-attention weights [B, H, T, S] when it reads tgt [B, T] for src [B, S]."""
+        memory, src_mask = self.encode(src)
+        x, maps = self.embed_target(tgt), []
+        for layer in self.decoder:
+            maps.append(layer.cross_weights(x, memory, src_mask))
+            x = layer(x, memory, src_mask)
+        return maps
 
     # --- decoding
 
     def _step_logits(self, ys, memory, src_mask, cache):
         """Logits [B, V] for the next token after ys [B, t]; with a cache only the newest token is fed.
         PAD and BOS are never targets, so they are never chosen (an untrained model would otherwise emit them)."""
-        if cache is None:
-            logits = self.decode(ys, memory, src_mask)[0][:, -1]
-        else:
-            logits = self.decode(ys[:, cache.length :], memory, src_mask, cache)[0][:, -1]
+        logits = self.decode(ys if cache is None else ys[:, cache.length :], memory, src_mask, cache)[:, -1]
         return logits.index_fill(-1, torch.tensor([PAD, BOS], device=logits.device), float("-inf"))
 
     @torch.no_grad()
@@ -283,7 +246,7 @@ class Seq2Seq(nn.Module):
         memory, src_mask = self.encode(src)
         ys = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        cache = DecoderCache(len(self.decoder)) if use_cache else None
+        cache = KVCache(len(self.decoder), self.config.max_tgt_len) if use_cache else None
         while ys.size(1) < max_len and not done.all():
             logits = self._step_logits(ys, memory, src_mask, cache)
             nxt = sample_next(logits, temperature, top_k, top_p, generator).squeeze(1)
@@ -312,7 +275,7 @@ class Seq2Seq(nn.Module):
         scores[:, 0] = 0.0  # all K rows start identical: only the first is open at the start
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
         done = [False] * B
-        cache = DecoderCache(len(self.decoder)) if use_cache else None
+        cache = KVCache(len(self.decoder), self.config.max_tgt_len) if use_cache else None
         while ys.size(1) < max_len and not all(done):
             logp = self._step_logits(ys, memory, src_mask, cache).float().log_softmax(-1)  # [B*K, V]
             V = logp.size(-1)
@@ -359,5 +322,5 @@ class Seq2Seq(nn.Module):
         return torch.tensor([s + [PAD] * (width - len(s)) for s in best], dtype=torch.long, device=dev)
 
 
-__all__ = ["PAD", "BOS", "EOS", "N_SPECIAL", "Seq2SeqConfig", "MultiHeadAttention", "DecoderCache", "Seq2Seq",
-           "attention_weights", "causal_mask", "sample_next", "check_sampling_args", "sinusoidal_positions"]
+__all__ = ["PAD", "BOS", "EOS", "N_SPECIAL", "Seq2SeqConfig", "MultiHeadAttention", "EncoderLayer", "DecoderLayer",
+           "Seq2Seq"]

@@ -1,7 +1,7 @@
 """`genlab attention --ckpt LM.ckpt --text "..."`: what every head of a language model attends to, as one picture.
 
-The weights come from the model's own attention blocks (GPT.attention_maps: the training code asked for its
-softmax(QK^T/sqrt(d)) weights), over the characters of the text.
+The weights come from the model's own attention blocks (GPT.attention_maps: each block's
+CausalSelfAttention.weights, the softmax(QK^T/sqrt(d)) its forward applies), over the characters of the text.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _build_generate_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _build_generate_parser()
     args = parser.parse_args(argv)
-    from genlab.nets.gpt import check_sampling_args
+    from genlab.nets.transformer import check_sampling_args
 
     with argument():
         for t in args.temperature:  # each one: min() would pass over a NaN

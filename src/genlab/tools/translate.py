@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     for text, out in zip(args.text, outputs, strict=True):
         print(f"{text}\t{out}")
     if args.attention:
-        from genlab.models.seq2seq import attention_figure
+        from genlab.figures.seq2seq import cross_attention_figure
         from genlab.reporting import save_figure
 
         hyp, weights = model.cross_attention(args.text[0], args.beam)
-        print(f"cross-attention picture: {save_figure(attention_figure(args.text[0], hyp, weights), args.attention)}",
-              file=sys.stderr)
+        figure = cross_attention_figure(args.text[0], hyp, weights)
+        print(f"cross-attention picture: {save_figure(figure, args.attention)}", file=sys.stderr)
     return 0
 
 
