@@ -180,7 +180,13 @@ def with_bases(args: list[str] | None) -> list[str]:
         path, flag = Path(arg.partition("=")[2] if inline else arg), "--config" if inline else out.pop()
         try:
             base = path.parent / (yaml.safe_load(path.read_text()) or {})["base"]
-        except (OSError, yaml.YAMLError, TypeError, KeyError):  # no base, or not a readable YAML mapping
+        except yaml.YAMLError as err:  # jsonargparse would name neither the file nor the line
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise errors.ConfigError(f"{path}{where} is not valid YAML: {problem}; fix that line "
+                                     "(indentation, an unclosed bracket or quote)") from None
+        except (OSError, TypeError, KeyError):  # no base, or not a YAML mapping
             base = None
         if base and base.resolve() not in given:
             out += [flag, str(base)]
