@@ -50,3 +50,53 @@ def test_a_library_value_error_that_is_not_about_settings_keeps_its_traceback():
     from genlab.errors import say
 
     assert say("fit", ValueError("must be less than or equal to something else")) is None
+
+
+def test_a_fit_refused_before_its_first_step_leaves_no_wandb_run_folder(data_root, capsys):
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--trainer.max_epochs", "-3"]) == 2
+    one_line(capsys)
+    assert not list(Path().glob("wandb/offline-run-*"))
+
+
+def test_a_batch_larger_than_the_data_set_is_refused_instead_of_training_zero_steps(data_root, capsys):
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--trainer.max_epochs", "1",
+                 "--data.init_args.batch_size", "100000000"]) == 2
+    line = one_line(capsys)
+    assert "0 steps" in line and "--data.init_args.batch_size" in line, line
+    assert not list(Path().glob("wandb/offline-run-*"))
+
+
+def test_resume_from_a_checkpoint_of_another_model_class_is_refused_naming_both(tiny_run, repo, capsys):
+    assert main(["fit", "-c", str(repo / "configs/vae_mnist.yaml"), "--ckpt_path", str(tiny_run.root / "checkpoints/last.ckpt"),
+                 "--trainer.default_root_dir", "run"]) == 2
+    line = one_line(capsys)
+    assert "TinyAutoencoder" in line and "VAE" in line, line
+    assert not Path("run").exists()
+
+
+def test_overwrite_run_with_a_checkpoint_to_resume_is_a_contradiction(tiny_run, capsys):
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--overwrite_run", "true",
+                 "--ckpt_path", str(tiny_run.root / "checkpoints/last.ckpt")]) == 2
+    assert "--overwrite_run" in one_line(capsys)
+
+
+def test_sample_from_a_folder_says_it_is_a_folder_and_names_the_checkpoint_inside(tiny_run, capsys):
+    assert main(["sample", "--ckpt", str(tiny_run.root), "--out", "s.png"]) == 2
+    line = one_line(capsys)
+    assert "is a folder" in line and str(tiny_run.root / "checkpoints" / "last.ckpt") in line, line
+
+
+def test_sample_to_an_unwritable_place_is_refused_before_the_checkpoint_is_read(capsys):
+    assert main(["sample", "--ckpt", "missing.ckpt", "--out", "/proc/x.png"]) == 2
+    line = one_line(capsys)
+    assert "--out /proc/x.png" in line and "not writable" in line, line
+
+
+def test_a_sweep_file_with_empty_parameters_is_one_line(tmp_path):
+    from genlab.sweep import SweepConfigError, load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("method: grid\nmetric: {name: val/loss, goal: minimize}\nparameters:\n"
+                    "command: [\"${env}\", genlab, fit, -c, configs/vae_mnist.yaml, \"${args}\"]\n")
+    with pytest.raises(SweepConfigError, match="parameters"):
+        load_sweep(path)
