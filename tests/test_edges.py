@@ -100,3 +100,40 @@ def test_a_sweep_file_with_empty_parameters_is_one_line(tmp_path):
                     "command: [\"${env}\", genlab, fit, -c, configs/vae_mnist.yaml, \"${args}\"]\n")
     with pytest.raises(SweepConfigError, match="parameters"):
         load_sweep(path)
+
+
+def test_the_report_counts_a_cut_short_epoch_as_a_fraction(data_root, capsys):
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--trainer.max_epochs", "1",
+                 "--trainer.max_steps", "4"]) == 0
+    assert "0.5 epochs, 4 steps" in capsys.readouterr().out
+
+
+def test_resuming_a_finished_run_reports_existing_files_and_its_metrics(tiny_run, tmp_path, capsys):
+    tiny_run.copy_to(tmp_path / "copy")
+    root = tmp_path / "copy"
+    capsys.readouterr()
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
+                 "--ckpt_path", "last"]) == 0
+    out = capsys.readouterr().out
+    report = out[out.index("Run finished"):]
+    for line in report.splitlines():
+        if line.strip().startswith(("Best", "Last")):
+            assert Path(line.split()[1]).is_file(), line
+    assert "Metrics      val/loss" in report, report
+
+
+def test_vocabulary_errors_name_at_most_twenty_unknown_characters_never_the_vocabulary():
+    from genlab.data.text import CharVocab
+
+    vocab = CharVocab.from_text("abcdefghij ")
+    with pytest.raises(ValueError) as err:
+        vocab.encode("abc" + "".join(chr(0x400 + i) for i in range(30)))
+    message = str(err.value)
+    assert "30 character(s)" in message and "10 more" in message and "abcdefghij" not in message, message
+
+
+def test_the_next_hint_prompts_with_the_start_of_the_corpus():
+    from genlab.console import next_commands
+
+    (command,) = next_commands("LanguageModel", Path("run/checkpoints/last.ckpt"), "First Citizen:")
+    assert "--prompt 'First Citizen:'" in command and "ROMEO" not in command
