@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import pydoc
+import shlex
 import shutil
 import sys
 from argparse import SUPPRESS
@@ -90,7 +91,7 @@ class GenlabCLI(LightningCLI):
         quiet_third_party()
         self.parsers: list[LightningArgumentParser] = []
         logger = {"class_path": "genlab.loggers.OfflineFirstWandbLogger", "init_args": {"project": "genlab"}}
-        refused = False
+        refused, self._argv = False, list(sys.argv[1:] if args is None else args)
         try:  # parse errors come back as exceptions (exit_on_error=False), to be said in one line
             super().__init__(
                 save_config_callback=SaveConfigToRunFolder, save_config_kwargs={"save_to_log_dir": False},
@@ -183,6 +184,10 @@ class GenlabCLI(LightningCLI):
                                                         False):  # Lightning's name for DDP that tolerates unused parameters
             config.trainer.strategy = "ddp_find_unused_parameters_true"
 
+    def before_fit(self) -> None:
+        if isinstance(self.trainer.checkpoint_callback, LatestLastCheckpoint):
+            self.trainer.checkpoint_callback.resume_command = resume_command(self._argv)
+
     def after_fit(self) -> None:
         if self.trainer.num_training_batches == 0 and self.trainer.global_step == 0:  # Lightning returns quietly
             loader = self.trainer.train_dataloader
@@ -193,6 +198,20 @@ class GenlabCLI(LightningCLI):
                                      + (f" (at most {size})" if size else ""))
         if self.trainer.is_global_zero:
             print(end_of_run_report(self.trainer, self.model), flush=True)
+
+
+def resume_command(args: list[str]) -> str:
+    """`genlab fit` with the same arguments, resuming from last.ckpt (any --ckpt_path or --overwrite_run dropped)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg.split("=")[0] in ("--ckpt_path", "--overwrite_run"):
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return shlex.join(["genlab", *kept, "--ckpt_path", "last"])
 
 
 def with_bases(args: list[str] | None) -> list[str]:
