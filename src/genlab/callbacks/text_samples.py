@@ -51,7 +51,7 @@ class TextSamplesCallback(pl.Callback):
         fallback = datamodule.val_prompt() if hasattr(datamodule, "val_prompt") else (vocab.chars[:1] if vocab else "")
         if not self._said_fallback:
             self._said_fallback = True
-            why = f"has {unknown_characters(missing)} the corpus lacks" if missing else "is empty"
+            why = f"has characters the corpus lacks ({unknown_characters(missing)})" if missing else "is empty"
             warnings.warn(f"sample prompt {prompt!r} {why}: sampling from {fallback!r}, the start of the validation "
                           f"text, instead (set the callback's `prompt` to change it)", UserWarning, stacklevel=2)
         return fallback

@@ -24,7 +24,7 @@ def unknown_characters(unknown, shown: int = 20) -> str:
     unknown = sorted(set(unknown))
     listed = ", ".join(repr(c) for c in unknown[:shown]) + (f", ... ({len(unknown) - shown} more)"
                                                             if len(unknown) > shown else "")
-    return f"{len(unknown)} character(s) ({listed})"
+    return listed
 
 
 class CharVocab:
@@ -49,8 +49,8 @@ class CharVocab:
     def encode(self, text: str) -> list[int]:
         unknown = sorted(set(text) - self.stoi.keys())
         if unknown:
-            raise ValueError(f"{unknown_characters(unknown)} not in the model's vocabulary of {self.size} characters "
-                             "(those of its training corpus): leave them out")
+            raise ValueError(f"{len(unknown)} character(s) not in the model's vocabulary: {unknown_characters(unknown)} "
+                             f"(it holds the {self.size} characters of its training corpus; leave them out)")
         return [self.stoi[c] for c in text]
 
     def decode(self, ids: Iterable[int]) -> str:
