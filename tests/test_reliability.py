@@ -150,15 +150,20 @@ def test_resume_never_unpickles_code_even_when_the_environment_allows_it(tiny_ru
     assert not Path("pwned").exists()
 
 
-def test_sigterm_saves_the_state_and_exits_143():
+def test_sigterm_saves_the_state_and_exits_143(capsys):
     code = fit("runs/k", "--trainer.max_epochs", "3", "--trainer.callbacks", "tiny_models.SignalAtStep",
                "--trainer.callbacks.step", "11", "--trainer.callbacks.signum", str(int(signal.SIGTERM)))
     assert code == 143
     assert torch.load("runs/k/checkpoints/last.ckpt", weights_only=True)["global_step"] == 11
     assert not Path("runs/k/summary.json").exists()  # not finished: sweeps must not count it
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genlab fit: stopped")]
+    assert len(said) == 1 and "SIGTERM at step 11" in said[0] and "runs/k/checkpoints/last.ckpt" in said[0], said
+    assert said[0].endswith("--trainer.default_root_dir runs/k --trainer.max_epochs 3 --trainer.callbacks "
+                            "tiny_models.SignalAtStep --trainer.callbacks.step 11 --trainer.callbacks.signum 15 "
+                            "--ckpt_path last") and "resume with: genlab fit " in said[0], said
 
 
-def test_sigint_saves_the_state_and_exits_non_zero():
+def test_sigint_saves_the_state_and_exits_non_zero(capsys):
     handler = signal.getsignal(signal.SIGINT)
     # Ctrl+C as in a terminal: a shell's background job (nohup, `&`) starts with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -170,6 +175,8 @@ def test_sigint_saves_the_state_and_exits_non_zero():
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl+C after the first
     assert stop.value.code not in (0, None)
     assert torch.load("runs/i/checkpoints/last.ckpt", weights_only=True)["global_step"] == 11
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genlab fit: stopped")]
+    assert len(said) == 1 and "Ctrl+C at step 11" in said[0] and said[0].endswith("--ckpt_path last"), said
 
 
 def test_a_nan_loss_stops_training_with_one_line_and_keeps_the_last_good_checkpoint(capsys):

@@ -63,6 +63,11 @@ def check_integrity(path: str | Path) -> Path:
     newest intact checkpoint beside it, which is what the user wants to resume or sample from instead.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoints" / "last.ckpt" if (path / "checkpoints" / "last.ckpt").is_file() else path / "last.ckpt"
+        hint = f": give a checkpoint file in it, e.g. {inside}" if inside.is_file() else (
+            ": give a checkpoint file (.ckpt), e.g. <run folder>/checkpoints/last.ckpt")
+        raise CheckpointError(f"{path} is a folder, not a checkpoint{hint}")
     if not path.is_file():
         hint = ""
         if path.parent.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import warnings
 from pathlib import Path
 
@@ -58,17 +59,18 @@ def end_of_run_report(trainer, model) -> str:
     last = folder / "last.ckpt"
     best = Path(_shown(checkpoint.best_model_path)) if checkpoint is not None and checkpoint.best_model_path else None
     status = "stopped early (interrupted)" if trainer.interrupted else "finished"
-    lines = ["", f"Run {status}: {trainer.current_epoch} epochs, {trainer.global_step} steps",
+    lines = ["", f"Run {status}: {epochs_done(trainer)} epochs, {trainer.global_step} steps",
              f"  Run folder   {root}/  (config.yaml, summary.json, figures/)"]
-    if best is not None and best.name != last.name and getattr(checkpoint, "monitor", None):
+    if best is not None and best.is_file() and best.name != last.name and getattr(checkpoint, "monitor", None):
         score = checkpoint.best_model_score
         lines.append(f"  Best         {best}" + (f"  ({checkpoint.monitor} {float(score):.4g})" if score is not None else ""))
     if last.is_file():
         lines.append(f"  Last         {last}  (resume: --ckpt_path last)")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                if k.startswith(("val/", "quality/", "test/")) and getattr(v, "numel", lambda: 1)() == 1}
-    headline = [k for k in ("val/loss", "val/bpc", "val/acc", "quality/fid", "quality/fid_floor",
-                            "quality/classes_covered", "quality/confident_fraction") if k in metrics]
+    headline = [k for k in HEADLINE if k in metrics]
+    if not headline:  # nothing validated in this process (a finished run resumed): the run's summary.json
+        metrics, headline = summary_metrics(Path(trainer.default_root_dir) / "summary.json", headline)
     if headline:
         lines.append("  Metrics      " + "   ".join(f"{k} {metrics[k]:.4g}" for k in headline))
     for run_dir in filter(None, (getattr(logger, "run_dir", None) for logger in trainer.loggers)):  # genlab's W&B
@@ -80,11 +82,40 @@ def end_of_run_report(trainer, model) -> str:
             lines += [f"  --- temperature {temperature} ---", *("  " + line for line in str(text).splitlines()[:12])]
     ckpt = last if last.is_file() else best
     if ckpt is not None:
-        lines += ["", "Next:", *(f"  {command}" for command in next_commands(type(model).__name__, ckpt))]
+        prompt = trainer.datamodule.val_prompt() if hasattr(trainer.datamodule, "val_prompt") else "ROMEO:"
+        lines += ["", "Next:", *(f"  {command}" for command in next_commands(type(model).__name__, ckpt, prompt))]
     return "\n".join(lines)
 
 
-def next_commands(model_class: str, ckpt: Path) -> list[str]:
+HEADLINE = ("val/loss", "val/bpc", "val/acc", "quality/fid", "quality/fid_floor", "quality/classes_covered",
+            "quality/confident_fraction")
+
+
+def summary_metrics(path: Path, headline: list[str]) -> tuple[dict, list[str]]:
+    """The headline metrics a run's summary.json holds (its latest values), for a report of a process that did not
+    validate."""
+    import json
+
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}, headline
+    found = {**found, **(found.get("metrics") or {})} if isinstance(found, dict) else {}
+    metrics = {k: float(v) for k, v in found.items() if k in HEADLINE and isinstance(v, int | float)}
+    return metrics, [k for k in HEADLINE if k in metrics]
+
+
+def epochs_done(trainer) -> str:
+    """Epochs trained, as a fraction when the last one was cut short (a time budget, Ctrl+C): "0.4", "2"."""
+    epochs, per_epoch = trainer.current_epoch, trainer.num_training_batches
+    in_epoch = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    if isinstance(per_epoch, int) and 0 < in_epoch < per_epoch:  # Lightning counts a cut-short epoch as done
+        done = epochs - 1 if trainer.fit_loop.epoch_progress.current.completed == epochs and epochs else epochs
+        return f"{done + in_epoch / per_epoch:.2f}".rstrip("0").rstrip(".")
+    return str(epochs)
+
+
+def next_commands(model_class: str, ckpt: Path, prompt: str = "ROMEO:") -> list[str]:
     """The tools that read this kind of checkpoint."""
     if model_class == "VAE":
         return [f"genlab vae-figures --ckpt {ckpt} --out {ckpt.parent.parent / 'figures'}",
@@ -93,7 +124,7 @@ def next_commands(model_class: str, ckpt: Path) -> list[str]:
     if model_class == "DCGAN":
         return [f"genlab sample --ckpt {ckpt} --n 64 --out samples.png", f"genlab evaluate --ckpt {ckpt}"]
     if model_class == "LanguageModel":
-        return [f'genlab generate --ckpt {ckpt} --prompt "ROMEO:" --temperature 0.5 1.0 1.5']
+        return [f'genlab generate --ckpt {ckpt} --prompt {shlex.quote(prompt)} --temperature 0.5 1.0 1.5']
     if model_class == "Classifier":
         return [f"genlab export-classifier --ckpt {ckpt} --dataset <mnist|fashion_mnist>"]
     return [f"genlab test -c {ckpt.parent.parent / 'config.yaml'} --ckpt_path {ckpt}"]

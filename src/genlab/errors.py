@@ -34,9 +34,44 @@ class RunFolderError(GenlabError, ValueError):
 def user_error(err: BaseException) -> GenlabError | None:
     """The GenlabError behind `err` (genlab's own, also when a library wrapped it with `raise ... from`), or None
     for a bug."""
+    original = err
     while err is not None and not isinstance(err, GenlabError):
         err = err.__cause__
-    return err
+    return err if err is not None else library_error(original)
+
+
+# Exceptions that the libraries genlab drives raise on a user's settings, matched by their message (and for
+# Lightning's MisconfigurationException, by its class): each becomes a ConfigError naming the setting and the fix.
+# A ValueError elsewhere is a bug and keeps its traceback, so only these exact messages are translated.
+LIBRARY_MESSAGES = (
+    (r"val_check_interval`? \((\d+)\) must be less than or equal to the number of the training batches \((\d+)\)",
+     "trainer.val_check_interval ({0}) is more than an epoch's {1} training batches while "
+     "trainer.check_val_every_n_epoch is set: validate every N steps across epochs with "
+     "`--trainer.check_val_every_n_epoch null`, or set `--trainer.val_check_interval` to at most {1} (or 1.0: once "
+     "an epoch)"),
+    (r"`max_epochs` must be a non-negative integer or -1\. You passed in (\S+)\.",
+     "trainer.max_epochs is {0}: give a number of epochs >= 1, or -1 (no limit) with `--trainer.max_time` or "
+     "`--trainer.max_steps`"),
+)
+
+
+def library_error(err: BaseException) -> GenlabError | None:
+    """A library's exception about the user's settings as a ConfigError, or None (a bug)."""
+    chain = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    for found in chain:
+        message = " ".join(str(found).split())
+        misconfiguration = any(klass.__name__ == "MisconfigurationException" for klass in type(found).__mro__)
+        for pattern, fix in LIBRARY_MESSAGES:
+            match = re.search(pattern, message)
+            if match and (misconfiguration or isinstance(found, ValueError)):
+                return ConfigError(fix.format(*match.groups()))
+        if misconfiguration:
+            return ConfigError(f"a Trainer setting Lightning refuses: {message} (fix it in the config or with "
+                               "`--trainer.<key> <value>`)")
+    return None
 
 
 def say(command: str, err: BaseException) -> int | None:
@@ -69,6 +104,11 @@ def explain_parse_error(message: str, options: list[str]) -> str:
         guess = difflib.get_close_matches(flag, options, n=1, cutoff=0.75)
         return f"unknown option {flag}{f' (did you mean {guess[0]}?)' if guess else ''} {TIP}"
     lines = [line.strip() for line in message.splitlines() if line.strip()] or [message]
+    expected = [m.group(1) for line in lines if (m := re.match(r"- Expected a <class '(?:\w+\.)*(\w+)'>", line))]
+    given = next((line.partition(":")[2].strip() for line in lines if line.startswith("Given value:")), None)
+    if expected and given is not None:  # a value of the wrong type: jsonargparse's list of the types tried
+        names = ", ".join("null" if name == "NoneType" else name for name in expected)
+        return f"{lines[0].rstrip(':')}: {given!r} is not a valid value (expected {names}) {TIP}"
     # the innermost explanation is the most specific one
     detail = next((line for line in reversed(lines) if not line.startswith(("Given value", "- Expected a"))), lines[0])
     return lines[0] if detail == lines[0] else f"{lines[0]} {detail}"

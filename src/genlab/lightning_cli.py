@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import os
 import pydoc
+import shlex
+import shutil
 import sys
 from argparse import SUPPRESS
 from pathlib import Path
@@ -89,6 +91,7 @@ class GenlabCLI(LightningCLI):
         quiet_third_party()
         self.parsers: list[LightningArgumentParser] = []
         logger = {"class_path": "genlab.loggers.OfflineFirstWandbLogger", "init_args": {"project": "genlab"}}
+        refused, self._argv = False, list(sys.argv[1:] if args is None else args)
         try:  # parse errors come back as exceptions (exit_on_error=False), to be said in one line
             super().__init__(
                 save_config_callback=SaveConfigToRunFolder, save_config_kwargs={"save_to_log_dir": False},
@@ -98,10 +101,19 @@ class GenlabCLI(LightningCLI):
                 parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in self.subcommands()}},
                 **kwargs)
         except ArgumentError as err:  # not the command line's (parse_arguments says those): the checkpoint's
+            refused = True
             raise CheckpointError(f"{self.resumed} holds hyper-parameters its model does not accept: "
                                   f"{errors.explain_instantiation_error(err)}") from None
+        except Exception as err:
+            trainer = getattr(self, "trainer", None)
+            refused = errors.user_error(err) is not None and (trainer is None or trainer.global_step == 0)
+            raise
         finally:
+            wandb = sys.modules.get("wandb")
+            run_dir = Path(wandb.run.dir).parent if refused and getattr(wandb, "run", None) is not None else None
             finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
+            if run_dir is not None and run_dir.name.startswith("offline-run-"):
+                shutil.rmtree(run_dir, ignore_errors=True)  # a fit refused before training logged nothing
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         self.parsers.append(parser)
@@ -126,8 +138,16 @@ class GenlabCLI(LightningCLI):
             raise errors.user_error(err) or errors.ConfigError(errors.explain_parse_error(str(err), flags)) from None
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
         self.resumed, self.given = config.get("ckpt_path"), Namespace()
+        if self.resumed and config.get("overwrite_run"):
+            raise errors.ConfigError(f"--overwrite_run true deletes the run that --ckpt_path {self.resumed} resumes: "
+                                     "give one of them (resume, or start over)")
         if self.resumed and Path(self.resumed).is_file():  # LightningCLI parses its hyper-parameters next
-            check_resumable(self.resumed)
+            saved = dict(check_resumable(self.resumed).get("hyper_parameters") or {}).get("_class_path")
+            wanted = getattr(config.model, "class_path", None)
+            if saved and wanted and saved != wanted:  # LightningCLI would build the checkpoint's class silently
+                raise CheckpointError(f"{self.resumed} is a {saved.rpartition('.')[2]} checkpoint ({saved}) but the "
+                                      f"config trains a {wanted.rpartition('.')[2]} ({wanted}): resume with that "
+                                      "model's config, or pass this config's own checkpoint")
             self.given = (getattr(config.model, "init_args", None) or self.given).clone()
 
     def instantiate_classes(self) -> None:
@@ -164,9 +184,34 @@ class GenlabCLI(LightningCLI):
                                                         False):  # Lightning's name for DDP that tolerates unused parameters
             config.trainer.strategy = "ddp_find_unused_parameters_true"
 
+    def before_fit(self) -> None:
+        if isinstance(self.trainer.checkpoint_callback, LatestLastCheckpoint):
+            self.trainer.checkpoint_callback.resume_command = resume_command(self._argv)
+
     def after_fit(self) -> None:
+        if self.trainer.num_training_batches == 0 and self.trainer.global_step == 0:  # Lightning returns quietly
+            loader = self.trainer.train_dataloader
+            size = len(getattr(loader, "dataset", ())) if loader is not None else 0
+            batch = getattr(loader, "batch_size", None)
+            raise errors.ConfigError(f"no training batch: {size} training examples in batches of {batch} (incomplete "
+                                     "batches dropped) make 0 steps; give a smaller --data.init_args.batch_size"
+                                     + (f" (at most {size})" if size else ""))
         if self.trainer.is_global_zero:
             print(end_of_run_report(self.trainer, self.model), flush=True)
+
+
+def resume_command(args: list[str]) -> str:
+    """`genlab fit` with the same arguments, resuming from last.ckpt (any --ckpt_path or --overwrite_run dropped)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg.split("=")[0] in ("--ckpt_path", "--overwrite_run"):
+            skip = "=" not in arg
+            continue
+        kept.append(arg)
+    return shlex.join(["genlab", *kept, "--ckpt_path", "last"])
 
 
 def with_bases(args: list[str] | None) -> list[str]:
@@ -180,7 +225,13 @@ def with_bases(args: list[str] | None) -> list[str]:
         path, flag = Path(arg.partition("=")[2] if inline else arg), "--config" if inline else out.pop()
         try:
             base = path.parent / (yaml.safe_load(path.read_text()) or {})["base"]
-        except (OSError, yaml.YAMLError, TypeError, KeyError):  # no base, or not a readable YAML mapping
+        except yaml.YAMLError as err:  # jsonargparse would name neither the file nor the line
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise errors.ConfigError(f"{path}{where} is not valid YAML: {problem}; fix that line "
+                                     "(indentation, an unclosed bracket or quote)") from None
+        except (OSError, TypeError, KeyError):  # no base, or not a YAML mapping
             base = None
         if base and base.resolve() not in given:
             out += [flag, str(base)]

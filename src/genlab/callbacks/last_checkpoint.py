@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,8 @@ class LatestLastCheckpoint(ModelCheckpoint):
         save_last: write last.ckpt as described above (any true value; "link" is treated as true).
         *args, **kwargs: ModelCheckpoint's own arguments (monitor, mode, filename, save_top_k, ...).
     """
+
+    resume_command: str | None = None  # the command that resumes this run, set by genlab's CLI
 
     def __init__(self, *args, save_last: bool | Literal["link"] | None = None, **kwargs):
         super().__init__(*args, save_last=False, **kwargs)
@@ -71,3 +74,8 @@ class LatestLastCheckpoint(ModelCheckpoint):
         super().on_exception(trainer, pl_module, exception)
         if isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             self._write_last(trainer)
+            if trainer.is_global_zero and self.last_path.is_file():
+                how = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl+C"
+                resume = self.resume_command or "genlab fit -c <your config> --ckpt_path last"
+                print(f"genlab fit: stopped by {how} at step {trainer.global_step}; saved {self.last_path}; "
+                      f"resume with: {resume}", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ import warnings
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
 
+from genlab.data.text import unknown_characters
 from genlab.figures.lm import ATTENTION_TEXT, attention_figure, sample_rows, text_attention
 from genlab.nets.gpt import check_sampling_args
 from genlab.reporting import log_image, log_table, never_fatal
@@ -50,7 +51,7 @@ class TextSamplesCallback(pl.Callback):
         fallback = datamodule.val_prompt() if hasattr(datamodule, "val_prompt") else (vocab.chars[:1] if vocab else "")
         if not self._said_fallback:
             self._said_fallback = True
-            why = (f"has characters the corpus lacks ({', '.join(map(repr, missing))})" if missing else "is empty")
+            why = f"has characters the corpus lacks ({unknown_characters(missing)})" if missing else "is empty"
             warnings.warn(f"sample prompt {prompt!r} {why}: sampling from {fallback!r}, the start of the validation "
                           f"text, instead (set the callback's `prompt` to change it)", UserWarning, stacklevel=2)
         return fallback

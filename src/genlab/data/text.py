@@ -19,6 +19,14 @@ from genlab.data.paths import ENV_VAR, DataError, DataNotFoundError, data_root
 DEFAULT_TEXT = Path("tinyshakespeare") / "input.txt"
 
 
+def unknown_characters(unknown, shown: int = 20) -> str:
+    """`unknown` characters named for a message: the count and at most `shown` of them, never a whole vocabulary."""
+    unknown = sorted(set(unknown))
+    listed = ", ".join(repr(c) for c in unknown[:shown]) + (f", ... ({len(unknown) - shown} more)"
+                                                            if len(unknown) > shown else "")
+    return listed
+
+
 class CharVocab:
     """Maps characters to ids and back; unknown characters are an error that lists them."""
 
@@ -41,11 +49,8 @@ class CharVocab:
     def encode(self, text: str) -> list[int]:
         unknown = sorted(set(text) - self.stoi.keys())
         if unknown:
-            shown = ", ".join(repr(c) for c in unknown)
-            raise ValueError(
-                f"{len(unknown)} character(s) not in the model's vocabulary: {shown}. "
-                f"The vocabulary has {self.size} characters: {self.chars!r}"
-            )
+            raise ValueError(f"{len(unknown)} character(s) not in the model's vocabulary: {unknown_characters(unknown)} "
+                             f"(it holds the {self.size} characters of its training corpus; leave them out)")
         return [self.stoi[c] for c in text]
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -59,6 +59,10 @@ def load_sweep(path: str | Path) -> dict:
         import jsonschema
         from sweeps.config import schema
 
+        parameters = config.get("parameters")
+        if not isinstance(parameters, dict) or not parameters:  # the sweeps package fails on it with AttributeError
+            raise SweepConfigError(f"{path}: `parameters` must map each setting to its values, e.g. "
+                                   "parameters: {model.init_args.lr: {values: [0.001, 0.0003]}}")
         try:
             filled = schema.fill_validate_schema(config)
         except jsonschema.ValidationError as err:

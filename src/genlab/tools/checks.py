@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,8 +82,12 @@ def _writable_folder(folder: Path, flag: str, shown: Path) -> None:
     except OSError as err:
         raise ToolArgumentError(f"{flag} {shown}: cannot create folder {folder} ({err.strerror}); "
                                 f"choose a writable place") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ToolArgumentError(f"{flag} {shown}: folder {folder} is not writable; choose a writable place")
+    try:  # a file really written, not os.access: root passes that check for read-only and virtual filesystems
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ToolArgumentError(f"{flag} {shown}: folder {folder} is not writable ({err.strerror}); "
+                                f"choose a writable place") from None
 
 
 def torch_device(name: str, flag: str = "--device") -> str:
