@@ -144,3 +144,16 @@ def test_device_data_trains_on_the_trainers_device(tmp_path):
                          enable_checkpointing=False, limit_val_batches=1, default_root_dir=str(tmp_path))
     trainer.fit(VAE(hidden=[16], figures_every_n_epochs=0, val_iwae_images=0), datamodule=dm)
     assert trainer.global_step == 2 and dm.split("train").x.device == trainer.strategy.root_device
+
+
+def test_a_corpus_of_a_few_kilobytes_gives_every_epoch_at_least_one_batch(tmp_path):
+    """One's own short text (3,000 characters, context 256, batch 16: ten windows) trains instead of making epochs
+    of zero batches that Lightning skips quietly."""
+    path = tmp_path / "my.txt"
+    path.write_text(("To be, or not to be, that is the question. " * 70)[:3000])
+    dm = CharTextDataModule(path=str(path), block_size=256, batch_size=16, val_fraction=0.1)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert len(loader) >= 1
+    x, y = next(iter(loader))
+    assert x.shape == (16, 256) and torch.equal(x[:, 1:], y[:, :-1])

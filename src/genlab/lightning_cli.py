@@ -191,7 +191,9 @@ class GenlabCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.num_training_batches == 0 and self.trainer.global_step == 0:  # Lightning returns quietly
             loader = self.trainer.train_dataloader
-            size = len(getattr(loader, "dataset", ())) if loader is not None else 0
+            # what one epoch draws: the sampler's count (a text corpus samples windows), else the data set's size
+            sampler = getattr(loader, "sampler", None)
+            size = len(sampler if hasattr(sampler, "__len__") else getattr(loader, "dataset", ())) if loader else 0
             batch = getattr(loader, "batch_size", None)
             raise errors.ConfigError(f"no training batch: {size} training examples in batches of {batch} (incomplete "
                                      "batches dropped) make 0 steps; give a smaller --data.init_args.batch_size"

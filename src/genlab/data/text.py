@@ -242,7 +242,8 @@ class CharTextDataModule(pl.LightningDataModule):
         return first_line if first_line.strip() else text
 
     def train_dataloader(self) -> DataLoader:
-        n = self.train_samples_per_epoch or len(self._train.ids) // self.block_size
+        # an epoch sees the corpus once in windows, and at least one batch (a few-KB corpus of one's own trains)
+        n = self.train_samples_per_epoch or max(len(self._train.ids) // self.block_size, self.batch_size)
         sampler = RandomWindowSampler(self._train, n)
         return DataLoader(self._train, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           drop_last=True, persistent_workers=self.num_workers > 0, collate_fn=keep_batch)
