@@ -137,3 +137,12 @@ def test_the_next_hint_prompts_with_the_start_of_the_corpus():
 
     (command,) = next_commands("LanguageModel", Path("run/checkpoints/last.ckpt"), "First Citizen:")
     assert "--prompt 'First Citizen:'" in command and "ROMEO" not in command
+
+
+@pytest.mark.usefixtures("data_root")
+def test_a_fast_dev_run_ends_with_its_report(capsys):
+    """Lightning's fast_dev_run swaps the logger for a DummyLogger, which answers any attribute with a function:
+    the end-of-run report must not take that for a W&B run folder (it crashed with a TypeError)."""
+    assert main(["fit", *TINY_FIT, "--trainer.default_root_dir", "run", "--trainer.fast_dev_run", "true"]) == 0
+    out = capsys.readouterr().out
+    assert "Run finished" in out and "W&B" not in out

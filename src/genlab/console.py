@@ -73,7 +73,9 @@ def end_of_run_report(trainer, model) -> str:
         metrics, headline = summary_metrics(Path(trainer.default_root_dir) / "summary.json", headline)
     if headline:
         lines.append("  Metrics      " + "   ".join(f"{k} {metrics[k]:.4g}" for k in headline))
-    for run_dir in filter(None, (getattr(logger, "run_dir", None) for logger in trainer.loggers)):  # genlab's W&B
+    # genlab's W&B logger names its run folder; Lightning's DummyLogger (fast_dev_run) answers any attribute
+    run_dirs = (getattr(logger, "run_dir", None) for logger in trainer.loggers)
+    for run_dir in (d for d in run_dirs if isinstance(d, (str, os.PathLike))):
         shown = _shown(run_dir)
         lines.append(f"  W&B          {shown}" + (f"   upload: wandb sync {shown}" if "offline" in shown else ""))
     for rows in filter(None, (getattr(callback, "last_rows", None) for callback in trainer.callbacks)):
