@@ -234,12 +234,12 @@ class CharTextDataModule(pl.LightningDataModule):
         self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
 
     def val_prompt(self, max_chars: int = 32) -> str:
-        """The start of the validation text (its first line, at most `max_chars` characters): a prompt that the
-        vocabulary always holds, for samples when a configured prompt has characters this corpus lacks."""
+        """The first line of the validation text that holds text (at most `max_chars` characters): a prompt that
+        the vocabulary always holds, for samples when a configured prompt has characters this corpus lacks."""
         self.prepare_vocab()
-        text = self.vocab.decode(self._val.ids[: min(max_chars, len(self._val.ids))].tolist())
-        first_line = text.split("\n", 1)[0]
-        return first_line if first_line.strip() else text
+        text = self.vocab.decode(self._val.ids[: min(64 * max_chars, len(self._val.ids))].tolist())
+        lines = [line.strip() for line in text.split("\n") if line.strip()]
+        return lines[0][:max_chars] if lines else text[:max_chars]
 
     def train_dataloader(self) -> DataLoader:
         # an epoch sees the corpus once in windows, and at least one batch (a few-KB corpus of one's own trains)
