@@ -17,8 +17,8 @@ The hooks generate and beam_search call (each net writes its own):
                                           a tensor or a tuple of tensors, each with the batch first (beam search
                                           repeats every row `beam` times); src_mask a tensor, batch first
     step_logits(ys, memory, src_mask, cache) -> [B, V]   the logits of the token after ys [B, t] (BOS first);
-                                          with a cache, only the tokens after `cache.length` are new
-    new_cache(batch) -> cache             what incremental decoding keeps; it has .length (target tokens fed)
+                                          with a cache, only the tokens it has not seen yet are new
+    new_cache(batch) -> cache             what incremental decoding keeps (each net's own kind)
     reorder_cache(cache, index)           keep batch rows `index`, in that order (beam search's survivors)
     max_tgt_len                           the longest target, BOS and EOS included
 """
@@ -105,8 +105,10 @@ class TranslationNet(nn.Module):
         """The most likely target found by beam search of width `beam` (score: sum of log-probabilities),
         per source row; ids [B, <= max_len] as generate() returns them. Width 1 is greedy decoding.
 
-        A hypothesis that emits EOS is finished; a source is done when it has `beam` finished hypotheses or
-        its best finished one scores at least its best open one (scores only fall as a hypothesis grows).
+        A hypothesis that emits EOS is finished; a source is done when its best finished hypothesis scores at
+        least its best open one (scores only fall as a hypothesis grows, so no open one can still beat it).
+        Stopping after `beam` finished hypotheses instead would let unlikely ones that end early (EOS among the
+        top 2 * beam candidates) end the search before the likely one finishes.
         """
         if beam < 1:
             raise ValueError(f"beam width must be >= 1, got {beam}")
@@ -133,7 +135,7 @@ class TranslationNet(nn.Module):
                         break
                     row, tok = b * K + i // V, i % V
                     if tok == EOS:
-                        if not done[b] and len(finished[b]) < K:
+                        if not done[b]:
                             finished[b].append((s, ys[row, 1:].tolist()))
                     elif len(rows) < K:
                         rows.append(row), toks.append(tok), scs.append(s)
@@ -146,7 +148,7 @@ class TranslationNet(nn.Module):
                     pad = K - len(rows)
                     rows, toks, scs = rows + [rows[0]] * pad, toks + [toks[0]] * pad, scs + [float("-inf")] * pad
                     best_finished = max((f[0] for f in finished[b]), default=float("-inf"))
-                    done[b] = len(finished[b]) >= K or best_finished >= scs[0]
+                    done[b] = best_finished >= scs[0]  # no open hypothesis can still beat it
                 new_rows += rows
                 new_tokens += toks
                 new_scores.append(scs)
