@@ -1,4 +1,4 @@
-"""A baseline without cross-attention: a decoder-only transformer on the concatenated pair `source BOS target EOS`.
+"""A baseline without cross-attention: genlab's decoder-only translator (genlab.nets.decoder_only) on the dates.
 
     python scripts/baseline_seq2seq_decoder_only.py [--minutes 6] [--threads 2]
 
@@ -6,9 +6,10 @@ The same data (the built-in dates corpus with the config's sizes and seed), the 
 decoder layers of the config, as one causal stack), optimizer, schedule and wall-clock budget as
 configs/seq2seq_dates.yaml; the loss is on the target part only. Scored like the Translator: greedy decoding,
 exact match and sacreBLEU corpus BLEU on the test pairs. The LAST line printed is one JSON object.
-A plain torch loop (no Lightning) because it is a one-off comparison, not a genlab model: the network is the
-translator's own layers (genlab.nets.seq2seq.EncoderLayer) under the shared causal mask, the schedule and the
-weight-decay groups are genlab.optim's, the scores genlab.metrics.translation's.
+A plain torch loop (no Lightning) because it is a one-off comparison: the network is
+build_translation_net("decoder_only", ...), the schedule and the weight-decay groups are genlab.optim's, the
+scores genlab.metrics.translation's. (reports/seq2seq's baseline logs were written by this script's earlier
+network, which shared one embedding table and numbered target positions after the source's.)
 """
 
 from __future__ import annotations
@@ -29,33 +30,14 @@ import yaml  # noqa: E402
 
 from genlab.data.seq2seq import TokenVocab, date_corpus  # noqa: E402
 from genlab.metrics.translation import corpus_bleu, exact_match  # noqa: E402
-from genlab.nets.seq2seq import BOS, EOS, PAD, EncoderLayer, Seq2SeqConfig  # noqa: E402
-from genlab.nets.transformer import causal_mask  # noqa: E402
+from genlab.nets.seq2seq import BOS, EOS, PAD, build_translation_net  # noqa: E402
 from genlab.optim import warmup_cosine, weight_decay_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class DecoderOnly(nn.Module):
-    """Embeddings + learned positions + causal self-attention layers (genlab's EncoderLayer under a causal mask)."""
-
-    def __init__(self, cfg: Seq2SeqConfig, n_layer: int, max_len: int):
-        super().__init__()
-        self.emb, self.pos = nn.Embedding(cfg.src_vocab_size, cfg.d_model), nn.Embedding(max_len, cfg.d_model)
-        self.layers = nn.ModuleList([EncoderLayer(cfg) for _ in range(n_layer)])
-        self.ln = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.src_vocab_size, bias=False)
-        self.head.weight = self.emb.weight
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-
-    def forward(self, x):
-        h = self.emb(x) + self.pos(torch.arange(x.size(1)))
-        mask = causal_mask(x.size(1), x.size(1))
-        for layer in self.layers:
-            h = layer(h, mask)
-        return self.head(self.ln(h))
+def padded(rows: list[list[int]]) -> torch.Tensor:
+    return nn.utils.rnn.pad_sequence([torch.tensor(r) for r in rows], batch_first=True, padding_value=PAD)
 
 
 def main(argv=None) -> int:
@@ -75,12 +57,14 @@ def main(argv=None) -> int:
         budget = h * 3600 + mi * 60 + s
     train, _, test = date_corpus(d["n_train"], d["n_val"], d["n_test"], config.get("seed_everything", 0))
     vocab = TokenVocab.from_texts(s + t for s, t in train + test)
-    seqs = [torch.tensor([*vocab.encode(s), BOS, *vocab.encode(t), EOS]) for s, t in train]
-    src_lens = torch.tensor([len(s) for s, _ in train])
-    max_len = max(len(s) for s in seqs) + 2
-    cfg = Seq2SeqConfig(vocab.size, vocab.size, m["d_model"], m["n_head"], 1, 1, None, m["dropout"])
+    srcs = [vocab.encode(s) for s, _ in train]
+    tgts = [[BOS, *vocab.encode(t), EOS] for _, t in train]
+    max_src = max(len(vocab.encode(s)) for s, _ in train + test)
+    max_tgt = max(len(vocab.encode(t)) for _, t in train + test) + 2
     n_layer = m["n_enc_layer"] + m["n_dec_layer"]
-    net = DecoderOnly(cfg, n_layer, max_len)
+    net = build_translation_net("decoder_only", vocab.size, vocab.size, m["d_model"], m["n_head"], m["n_enc_layer"],
+                                m["n_dec_layer"], m.get("d_ff"), m["dropout"], m.get("positional", "learned"),
+                                max_src, max_tgt)
     params = list(net.parameters())
     opt = torch.optim.AdamW(weight_decay_groups(params, m["weight_decay"]), lr=m["learning_rate"], betas=(0.9, 0.98))
     batch, peak, warm, lo = d["batch_size"], m["learning_rate"], m["warmup_steps"], m["learning_rate"] * m["min_lr_ratio"]
@@ -90,33 +74,22 @@ def main(argv=None) -> int:
         lr = warmup_cosine(step, peak, warm, elapsed / budget, floor=lo)  # the translator's curve, by the clock
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.randint(len(seqs), (batch,))
-        x = nn.utils.rnn.pad_sequence([seqs[i] for i in idx], batch_first=True, padding_value=PAD)
-        inp, tgt = x[:, :-1], x[:, 1:].clone()
-        pos = torch.arange(tgt.size(1))[None]
-        tgt[pos < src_lens[idx][:, None]] = PAD  # no loss on predicting the source: only the target part
-        loss = F.cross_entropy(net(inp).reshape(-1, vocab.size), tgt.reshape(-1), ignore_index=PAD)
+        idx = torch.randint(len(srcs), (batch,)).tolist()
+        src, tgt = padded([srcs[i] for i in idx]), padded([tgts[i] for i in idx])
+        logits = net(src, tgt[:, :-1])  # the target positions only: the loss is on the target part
+        loss = F.cross_entropy(logits.reshape(-1, vocab.size), tgt[:, 1:].reshape(-1), ignore_index=PAD)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        step, tokens = step + 1, tokens + int((x != PAD).sum())
+        step, tokens = step + 1, tokens + int((src != PAD).sum() + (tgt != PAD).sum())
     wall = time.perf_counter() - start
 
     net.eval()
     hyps = []
-    with torch.no_grad():
-        for s, _ in test:  # one at a time: sources differ in length
-            ys = torch.tensor([[*vocab.encode(s), BOS]])
-            n0 = ys.size(1)
-            while ys.size(1) < max_len:
-                logits = net(ys)[:, -1]
-                logits[:, [PAD, BOS]] = float("-inf")
-                nxt = logits.argmax(-1, keepdim=True)
-                ys = torch.cat([ys, nxt], dim=1)
-                if int(nxt) == EOS:
-                    break
-            hyps.append(vocab.decode(ys[0, n0:].tolist()))
+    for i in range(0, len(test), 256):  # batched: the net masks each source's padding
+        ys = net.generate(padded([vocab.encode(s) for s, _ in test[i : i + 256]]))
+        hyps += [vocab.decode(row.tolist()) for row in ys]
     refs = [t for _, t in test]
     result = {"model": "decoder-only, no cross-attention", "steps": step, "wall_s": round(wall, 1),
               "train_tokens_per_s": round(tokens / wall, 1), "final_train_loss": round(loss.item(), 4),

@@ -1,13 +1,15 @@
 """An encoder-decoder transformer for translation, in plain torch (no Lightning).
 
 Layout of this file:
-  PAD, BOS, EOS              the special token ids shared by both sides (characters start at N_SPECIAL)
+  PAD, BOS, EOS              the special token ids shared by both sides (characters start at N_SPECIAL), from
+                             genlab.nets.decoding
   Seq2SeqConfig              sizes and switches of the network
   MultiHeadAttention         (query, value, key=None, mask): key defaults to value, as in Keras; .weights
-  EncoderLayer, DecoderLayer, Seq2Seq   the modules; Seq2Seq.generate (greedy / sampling), .beam_search and
-                             .cross_attention_maps
+  EncoderLayer, DecoderLayer, Seq2Seq   the modules; Seq2Seq.cross_attention_maps and the decoding hooks
+  build_translation_net      any of genlab's three translator nets by name ("transformer", "gru", "decoder_only")
 The attention maths, masks, KV cache, positions and sampling rules are genlab.nets.transformer's, shared with
-the GPT.
+the GPT; generate (greedy / sampling) and beam_search are genlab.nets.decoding.TranslationNet's, shared with the
+GRU and decoder-only translators.
 
 The encoder's self-attention is bidirectional (every source position sees every non-padding source position).
 The decoder's self-attention is causal; its cross-attention takes its queries from the target side and its keys
@@ -22,21 +24,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from genlab.nets.decoding import BOS, EOS, N_SPECIAL, PAD, TranslationNet
 from genlab.nets.transformer import (
     KVCache,
     LayerKV,
     attention_weights,
     causal_mask,
     check_config,
-    check_sampling_args,
     merge_heads,
-    sample_next,
     sinusoidal_positions,
     split_heads,
 )
-
-PAD, BOS, EOS = 0, 1, 2
-N_SPECIAL = 3
 
 
 @dataclass
@@ -151,7 +149,7 @@ class DecoderLayer(nn.Module):
         return self.cross.weights(self.ln2(self.attend_self(x)), value=memory, mask=src_mask)
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(TranslationNet):
     """Source ids [B, S] (PAD-padded) and target ids [B, T] (BOS first) -> next-token logits [B, T, V_tgt]."""
 
     def __init__(self, cfg: Seq2SeqConfig):
@@ -224,103 +222,47 @@ class Seq2Seq(nn.Module):
             x = layer(x, memory, src_mask)
         return maps
 
-    # --- decoding
+    # --- the decoding hooks (generate and beam_search: genlab.nets.decoding.TranslationNet)
 
-    def _step_logits(self, ys, memory, src_mask, cache):
-        """Logits [B, V] for the next token after ys [B, t]; with a cache only the newest token is fed.
-        PAD and BOS are never targets, so they are never chosen (an untrained model would otherwise emit them)."""
-        logits = self.decode(ys if cache is None else ys[:, cache.length :], memory, src_mask, cache)[:, -1]
-        return logits.index_fill(-1, torch.tensor([PAD, BOS], device=logits.device), float("-inf"))
+    def step_logits(self, ys, memory, src_mask, cache):
+        """Logits [B, V] for the next token after ys [B, t]; with a cache only the tokens after it are fed."""
+        return self.decode(ys if cache is None else ys[:, cache.length :], memory, src_mask, cache)[:, -1]
 
-    @torch.no_grad()
-    def generate(self, src: torch.Tensor, max_len: int | None = None, temperature: float = 0.0,
-                 top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
-                 use_cache: bool = True) -> torch.Tensor:
-        """Target ids [B, <= max_len] (BOS first; EOS then PAD once a row is done), one token at a time.
+    def new_cache(self, batch: int) -> KVCache:
+        return KVCache(len(self.decoder), self.config.max_tgt_len)  # its buffers are allocated at the first step
 
-        temperature 0 is greedy (argmax); otherwise temperature, then top-k, then top-p, then a draw
-        (the semantics of `genlab generate`).
-        """
-        max_len = self.config.max_tgt_len if max_len is None else min(max_len, self.config.max_tgt_len)
-        check_sampling_args(max_len, temperature, top_k, top_p)
-        memory, src_mask = self.encode(src)
-        ys = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        cache = KVCache(len(self.decoder), self.config.max_tgt_len) if use_cache else None
-        while ys.size(1) < max_len and not done.all():
-            logits = self._step_logits(ys, memory, src_mask, cache)
-            nxt = sample_next(logits, temperature, top_k, top_p, generator).squeeze(1)
-            nxt = nxt.masked_fill(done, PAD)
-            ys = torch.cat([ys, nxt[:, None]], dim=1)
-            done |= nxt == EOS
-        return ys
 
-    @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, beam: int = 4, max_len: int | None = None,
-                    use_cache: bool = True) -> torch.Tensor:
-        """The most likely target found by beam search of width `beam` (score: sum of log-probabilities),
-        per source row; ids [B, <= max_len] as generate() returns them. Width 1 is greedy decoding.
+ARCHITECTURES = ("transformer", "gru", "decoder_only")
 
-        A hypothesis that emits EOS is finished; a source is done when it has `beam` finished hypotheses or
-        its best finished one scores at least its best open one (scores only fall as a hypothesis grows).
-        """
-        if beam < 1:
-            raise ValueError(f"beam width must be >= 1, got {beam}")
-        max_len = self.config.max_tgt_len if max_len is None else min(max_len, self.config.max_tgt_len)
-        B, K, dev = src.size(0), beam, src.device
-        memory, src_mask = self.encode(src)
-        memory, src_mask = memory.repeat_interleave(K, 0), src_mask.repeat_interleave(K, 0)
-        ys = torch.full((B * K, 1), BOS, dtype=torch.long, device=dev)
-        scores = torch.full((B, K), float("-inf"), device=dev)
-        scores[:, 0] = 0.0  # all K rows start identical: only the first is open at the start
-        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
-        done = [False] * B
-        cache = KVCache(len(self.decoder), self.config.max_tgt_len) if use_cache else None
-        while ys.size(1) < max_len and not all(done):
-            logp = self._step_logits(ys, memory, src_mask, cache).float().log_softmax(-1)  # [B*K, V]
-            V = logp.size(-1)
-            cand = (scores[:, :, None] + logp.view(B, K, V)).view(B, K * V)
-            top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)
-            new_rows, new_tokens, new_scores = [], [], []
-            for b in range(B):
-                rows, toks, scs = [], [], []
-                for s, i in zip(top_scores[b].tolist(), top_idx[b].tolist(), strict=True):
-                    if s == float("-inf"):
-                        break
-                    row, tok = b * K + i // V, i % V
-                    if tok == EOS:
-                        if not done[b] and len(finished[b]) < K:
-                            finished[b].append((s, ys[row, 1:].tolist()))
-                    elif len(rows) < K:
-                        rows.append(row), toks.append(tok), scs.append(s)
-                    if len(rows) == K:
-                        break
-                if done[b] or not rows:
-                    done[b] = True
-                    rows, toks, scs = [b * K] * K, [PAD] * K, [float("-inf")] * K
-                else:
-                    pad = K - len(rows)
-                    rows, toks, scs = rows + [rows[0]] * pad, toks + [toks[0]] * pad, scs + [float("-inf")] * pad
-                    best_finished = max((f[0] for f in finished[b]), default=float("-inf"))
-                    done[b] = len(finished[b]) >= K or best_finished >= scs[0]
-                new_rows += rows
-                new_tokens += toks
-                new_scores.append(scs)
-            index = torch.tensor(new_rows, device=dev)
-            ys = torch.cat([ys.index_select(0, index), torch.tensor(new_tokens, device=dev)[:, None]], dim=1)
-            scores = torch.tensor(new_scores, device=dev)
-            if cache is not None:
-                cache.reorder(index)
-        best = []
-        for b in range(B):
-            if finished[b]:
-                seq = max(finished[b], key=lambda f: f[0])[1] + [EOS]
-            else:  # nothing finished within max_len: the best open hypothesis
-                seq = ys[b * K + int(scores[b].argmax()), 1:].tolist()
-            best.append([BOS] + seq)
-        width = max(len(s) for s in best)
-        return torch.tensor([s + [PAD] * (width - len(s)) for s in best], dtype=torch.long, device=dev)
+
+def build_translation_net(architecture: str, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 128,
+                          n_head: int = 4, n_enc_layer: int = 2, n_dec_layer: int = 2, d_ff: int | None = None,
+                          dropout: float = 0.0, positional: str = "learned", max_src_len: int = 64,
+                          max_tgt_len: int = 32) -> TranslationNet:
+    """The translator net `architecture` with these sizes, each with the same interface (TranslationNet):
+
+    "transformer"   Seq2Seq: encoder-decoder transformer with cross-attention (every argument)
+    "gru"           GRUSeq2Seq: bidirectional GRU encoder of n_enc_layer layers, GRU decoder of n_dec_layer
+                    layers with attention over the encoder's outputs (n_head, d_ff and positional are not used)
+    "decoder_only"  DecoderOnlyTranslator: one causal transformer stack of n_enc_layer + n_dec_layer layers over
+                    source + target, no cross-attention (the same depth as the transformer)
+    """
+    if architecture == "transformer":
+        return Seq2Seq(Seq2SeqConfig(src_vocab_size, tgt_vocab_size, d_model, n_head, n_enc_layer, n_dec_layer, d_ff,
+                                     dropout, positional, max_src_len, max_tgt_len))
+    if architecture == "gru":
+        from genlab.nets.gru_seq2seq import GRUSeq2Seq, GRUSeq2SeqConfig
+
+        return GRUSeq2Seq(GRUSeq2SeqConfig(src_vocab_size, tgt_vocab_size, d_model, n_enc_layer, n_dec_layer, dropout,
+                                           max_src_len, max_tgt_len))
+    if architecture == "decoder_only":
+        from genlab.nets.decoder_only import DecoderOnlyConfig, DecoderOnlyTranslator
+
+        return DecoderOnlyTranslator(DecoderOnlyConfig(src_vocab_size, tgt_vocab_size, d_model, n_head,
+                                                       n_enc_layer + n_dec_layer, d_ff, dropout, positional,
+                                                       max_src_len, max_tgt_len))
+    raise ValueError(f"unknown architecture {architecture!r}: choose one of {', '.join(ARCHITECTURES)}")
 
 
 __all__ = ["PAD", "BOS", "EOS", "N_SPECIAL", "Seq2SeqConfig", "MultiHeadAttention", "EncoderLayer", "DecoderLayer",
-           "Seq2Seq"]
+           "Seq2Seq", "ARCHITECTURES", "build_translation_net"]

@@ -1,5 +1,5 @@
 """What genlab's transformers share (the GPT in nets/gpt.py, the translator in nets/seq2seq.py, and the
-decoder-only baseline script): their config checks, positions, the attention maths and masks, the KV cache of
+decoder-only translator in nets/decoder_only.py): their config checks, positions, the attention maths and masks, the KV cache of
 incremental decoding, and the next-token sampling rules.
 
 Attention is softmax(Q K^T / sqrt(d_k)) V per head. `attention_weights` writes the softmax out (for pictures and
