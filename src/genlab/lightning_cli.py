@@ -189,6 +189,11 @@ class GenlabCLI(LightningCLI):
         if isinstance(self.trainer.checkpoint_callback, LatestLastCheckpoint):
             self.trainer.checkpoint_callback.resume_command = resume_command(self.argv)
 
+    def after_fit(self) -> None:  # the end-of-run report, after the progress bar (on_fit_end is still under it)
+        if self.trainer.is_global_zero:
+            summary = next(c for c in self.trainer.callbacks if isinstance(c, RunSummary))
+            print(summary.report(self.trainer, self.model), flush=True)
+
 
 def resume_command(args: list[str]) -> str:
     """`genlab fit` with the same arguments, resuming from last.ckpt (any --ckpt_path or --overwrite_run dropped)."""

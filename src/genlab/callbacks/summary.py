@@ -143,10 +143,10 @@ class RunSummary(pl.Callback):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1))
         tmp.replace(path)  # a summary is either whole or absent: sweeps treat it as "this run finished"
-        print(self.report(trainer, pl_module), flush=True)
 
     def report(self, trainer, pl_module) -> str:
-        """Run folder, checkpoints, headline metrics, W&B folder, the samples of text callbacks, next commands."""
+        """The summary for a person, which `genlab fit` prints once Lightning's progress bar has stopped: run folder,
+        checkpoints, headline metrics, W&B folder, the samples of text callbacks, next commands."""
         ckpt, root = trainer.checkpoint_callback, Path(_shown(trainer.default_root_dir))
         last = Path(_shown(ckpt.dirpath if ckpt and ckpt.dirpath else root / "checkpoints")) / "last.ckpt"
         best = Path(_shown(ckpt.best_model_path)) if ckpt and ckpt.best_model_path else None
