@@ -314,3 +314,15 @@ def test_print_config_leaves_the_values_the_model_takes_from_the_data_to_the_dat
     text = " ".join(capsys.readouterr().out.split())
     assert "block_size_from_data(data.init_args.block_size" in text and "--> model.init_args.block_size" in text
     assert "dataset_from_data(data.class_path" in text and "--> model.init_args.dataset" in text
+
+
+@pytest.mark.usefixtures("data_root")
+def test_the_progress_bar_of_a_fit_without_an_epoch_limit_names_the_epoch_without_a_negative_total():
+    """max_epochs -1 (a time or step budget, issue 26): Lightning's Rich bar read "Epoch 1/-2" (max_epochs - 1)."""
+    from genlab import launch
+
+    run = launch.build([], [*TINY_FIT, "--trainer.enable_progress_bar", "true", "--trainer.max_epochs", "-1",
+                            "--trainer.max_steps", "10", "--trainer.default_root_dir", "runs/pb"]).fit()
+    bar = run.trainer.progress_bar_callback
+    titles = [" ".join(str(task.description).split()) for task in bar.progress.tasks]
+    assert "Epoch 1" in titles and not any("/" in t for t in titles), titles

@@ -133,7 +133,7 @@ def test_vocabulary_errors_name_at_most_twenty_unknown_characters_never_the_voca
 
 
 def test_the_next_hint_prompts_with_the_start_of_the_corpus():
-    from genlab.console import next_commands
+    from genlab.callbacks.summary import next_commands
 
     (command,) = next_commands("LanguageModel", Path("run/checkpoints/last.ckpt"), "First Citizen:")
     assert "--prompt 'First Citizen:'" in command and "ROMEO" not in command

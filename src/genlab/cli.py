@@ -1,8 +1,8 @@
 """The `genlab` command: Lightning's CLI for training, plus the lab's tools.
 
-`genlab fit|validate|test|predict -c configs/<name>.yaml` is LightningCLI: the model and data classes come from
-the config (`class_path`) and every argument can be overridden on the command line. The other subcommands are
-small argparse programs, imported only when called, so `genlab precision` does not pay for Lightning's import.
+`genlab fit|validate|test|predict -c configs/<name>.yaml` is LightningCLI (genlab.lightning_cli): the model and data
+classes come from the config (`class_path`) and every argument can be overridden on the command line. The other
+subcommands are small argparse programs, imported only when called, so `genlab precision` does not pay for Lightning.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-LIGHTNING_COMMANDS = {
+TRAINING = {
     "fit": "train a model from a config: genlab fit -c configs/vae_mnist.yaml",
     "validate": "run the validation loop on a checkpoint: genlab validate -c CONFIG --ckpt_path CKPT",
     "test": "run the test loop on a checkpoint: genlab test -c CONFIG --ckpt_path CKPT",
     "predict": "run prediction on a checkpoint: genlab predict -c CONFIG --ckpt_path CKPT",
 }
-
-TOOL_COMMANDS = {  # each runs genlab.tools.<name>.main(argv) unless MAINS names another function
+TOOLS = {  # each runs genlab.tools.<name>.main(argv) unless MAINS names another function
     "vae-figures": "render the VAE's latent grid, scatter, interpolation, reconstructions, samples",
     "evaluate": "FID, KID, class coverage of a VAE/DCGAN checkpoint, or the real-data floor",
     "sample": "write a grid of samples from a VAE or DCGAN checkpoint",
@@ -34,13 +33,10 @@ MAINS = {"sweep": "genlab.sweep:main", "sweep-report": "genlab.sweep:report_main
 
 
 def usage() -> str:
-    width = max(map(len, [*LIGHTNING_COMMANDS, *TOOL_COMMANDS]))
-    lines = ["usage: genlab <command> [options]    (genlab <command> --help for its options)", "",
-             "training (PyTorch Lightning's CLI, configs in configs/):"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in LIGHTNING_COMMANDS.items()]
-    lines += ["", "tools:"]
-    lines += [f"  {name:<{width}}  {text}" for name, text in TOOL_COMMANDS.items()]
-    return "\n".join(lines)
+    width = max(map(len, [*TRAINING, *TOOLS]))
+    groups = {"training (PyTorch Lightning's CLI, configs in configs/):": TRAINING, "tools:": TOOLS}
+    return "\n".join(["usage: genlab <command> [options]    (genlab <command> --help for its options)"] + [
+        line for title, table in groups.items() for line in ["", title, *(f"  {n:<{width}}  {t}" for n, t in table.items())]])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,31 +49,26 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"genlab {__version__}")
         return 0
-    if argv[0] in LIGHTNING_COMMANDS:
-        return fit_or_test(argv)
-    if argv[0] not in TOOL_COMMANDS:
+    if argv[0] in TRAINING:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        from genlab.errors import say
+        from genlab.lightning_cli import GenlabCLI
+
+        try:
+            GenlabCLI(args=argv)
+        except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
+            return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
+        except Exception as err:
+            if (status := say(argv[0], err)) is None:
+                raise  # a bug: its traceback
+            return status
+        return 0
+    if argv[0] not in TOOLS:
         print(f"genlab: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, _, function = MAINS.get(argv[0], f"genlab.tools.{argv[0].replace('-', '_')}:main").partition(":")
     return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
-
-
-def fit_or_test(argv: list[str]) -> int:
-    """`genlab fit|validate|test|predict ...`: LightningCLI with genlab's defaults (genlab.lightning_cli)."""
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-    from genlab.errors import say
-    from genlab.lightning_cli import GenlabCLI
-
-    try:
-        GenlabCLI(args=argv)
-    except SIGTERMException:  # Lightning stops at SIGTERM after saving state, with status 0 of its own
-        return 128 + 15  # a shell's code for "terminated": schedulers and sweeps see an unfinished run
-    except Exception as err:
-        if (status := say(argv[0], err)) is None:
-            raise  # a bug: its traceback
-        return status
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import inspect
 import os
 import pydoc
 import shlex
-import shutil
 import sys
 from argparse import SUPPRESS
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Literal, Optional, Union
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.plugins.io import CheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
@@ -28,29 +28,39 @@ from pytorch_lightning.utilities import rank_zero_info
 from genlab import errors
 from genlab.callbacks.guards import FiniteLossGuard
 from genlab.callbacks.last_checkpoint import LatestLastCheckpoint
+from genlab.callbacks.progress import GenlabProgressBar
 from genlab.callbacks.summary import RunSummary
 from genlab.checkpoints import AtomicCheckpointIO, CheckpointError, check_resumable
-from genlab.console import end_of_run_report, quiet_third_party
+from genlab.console import quiet_third_party
 from genlab.hardware import resolve_channels_last, resolve_precision
 from genlab.loggers import OfflineFirstWandbLogger, finish_wandb_run
 from genlab.runtime import flush_denormals
 
 DEFAULT_ROOT = "runs/default"
 # Lightning's own types of these arguments, read from Trainer's signature so that they follow Lightning
-_LIGHTNING_PRECISION, PLUGINS = (inspect.signature(Trainer.__init__).parameters[k].annotation for k in ("precision", "plugins"))
-PRECISION = Union[Literal["auto"], _LIGHTNING_PRECISION]  # noqa: UP007  (a runtime value: no `|` on typing forms)
+_PRECISION, PLUGINS, CALLBACKS = (inspect.signature(Trainer.__init__).parameters[k].annotation
+                                  for k in ("precision", "plugins", "callbacks"))
+PRECISION = Union[Literal["auto"], _PRECISION]  # noqa: UP007  (a runtime value: no `|` on typing forms)
+
+
+def _listed(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 class GenlabTrainer(Trainer):
-    """Lightning's Trainer that takes `precision="auto"` (genlab.hardware's rule for this machine) and writes its
-    checkpoint files atomically (AtomicCheckpointIO, unless a CheckpointIO plugin is given). LightningCLI's
-    `trainer_class` is its one way to widen the type that `--trainer.precision` is checked against."""
+    """Lightning's Trainer that takes `precision="auto"` (genlab.hardware's rule for this machine), writes its
+    checkpoint files atomically (AtomicCheckpointIO, unless a CheckpointIO plugin is given) and shows genlab's
+    progress bar (unless another is given). LightningCLI's `trainer_class` is its one way to widen the type that
+    `--trainer.precision` is checked against."""
 
-    def __init__(self, *args, precision: PRECISION = None, plugins: PLUGINS = None, **kwargs):
-        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [] if plugins is None else [plugins]
+    def __init__(self, *args, precision: PRECISION = None, plugins: PLUGINS = None, callbacks: CALLBACKS = None,
+                 **kwargs):
+        plugins, callbacks = _listed(plugins), _listed(callbacks)
         plugins += [] if any(isinstance(p, CheckpointIO) for p in plugins) else [AtomicCheckpointIO()]
+        if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(GenlabProgressBar())
         precision = resolve_precision(precision, kwargs.get("accelerator", "auto"))[0]
-        super().__init__(*args, precision=precision, plugins=plugins, **kwargs)
+        super().__init__(*args, precision=precision, plugins=plugins, callbacks=callbacks, **kwargs)
 
 
 class SaveConfigToRunFolder(SaveConfigCallback):
@@ -90,12 +100,12 @@ class GenlabCLI(LightningCLI):
         flush_denormals()  # before torch starts its worker threads, which inherit the setting
         quiet_third_party()
         self.parsers: list[LightningArgumentParser] = []
+        self.argv, refused = list(sys.argv[1:] if args is None else args), False
         logger = {"class_path": "genlab.loggers.OfflineFirstWandbLogger", "init_args": {"project": "genlab"}}
-        refused, self._argv = False, list(sys.argv[1:] if args is None else args)
         try:  # parse errors come back as exceptions (exit_on_error=False), to be said in one line
             super().__init__(
                 save_config_callback=SaveConfigToRunFolder, save_config_kwargs={"save_to_log_dir": False},
-                trainer_class=GenlabTrainer, seed_everything_default=0, args=with_bases(args),
+                trainer_class=GenlabTrainer, seed_everything_default=0, args=with_bases(self.argv),
                 trainer_defaults={"default_root_dir": DEFAULT_ROOT, "logger": logger,
                                   "callbacks": [FiniteLossGuard(), *extra_callbacks]},  # a benchmark's timers
                 parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in self.subcommands()}},
@@ -105,15 +115,10 @@ class GenlabCLI(LightningCLI):
             raise CheckpointError(f"{self.resumed} holds hyper-parameters its model does not accept: "
                                   f"{errors.explain_instantiation_error(err)}") from None
         except Exception as err:
-            trainer = getattr(self, "trainer", None)
-            refused = errors.user_error(err) is not None and (trainer is None or trainer.global_step == 0)
+            refused = errors.user_error(err) is not None and getattr(getattr(self, "trainer", None), "global_step", 0) == 0
             raise
-        finally:
-            wandb = sys.modules.get("wandb")
-            run_dir = Path(wandb.run.dir).parent if refused and getattr(wandb, "run", None) is not None else None
-            finish_wandb_run()  # one W&B run per command, also when commands run in one process (tests, notebooks)
-            if run_dir is not None and run_dir.name.startswith("offline-run-"):
-                shutil.rmtree(run_dir, ignore_errors=True)  # a fit refused before training logged nothing
+        finally:  # one W&B run per command, also when commands run in one process (tests, notebooks)
+            finish_wandb_run(discard=refused)  # a fit refused before training logged nothing
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         self.parsers.append(parser)
@@ -158,25 +163,21 @@ class GenlabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        root, logger = Path(config.trainer.default_root_dir or DEFAULT_ROOT), config.trainer.logger
-        named = isinstance(logger, Namespace) and "name" in logger.get("init_args", {})  # a logger with a run name
-        sweep, run_id = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
-        if sweep and run_id:  # a run started by `wandb agent`: every run of the sweep gets its own folder and name
-            root = root / f"sweep-{sweep}" / run_id
+        root, logger, name = Path(config.trainer.default_root_dir or DEFAULT_ROOT), config.trainer.logger, None
+        if (sweep := os.environ.get("WANDB_SWEEP_ID")) and (run_id := os.environ.get("WANDB_RUN_ID")):
+            # a run started by `wandb agent`: every run of the sweep gets its own folder and name
+            name, root = f"{root.name}-{run_id}", root / f"sweep-{sweep}" / run_id
             config.trainer.default_root_dir = str(root)
-            if named:
-                logger.init_args.name = f"{root.parent.parent.name}-{run_id}"
-        if named and logger.init_args.name is None:
-            logger.init_args.name = root.name
+        if isinstance(logger, Namespace) and "name" in logger.get("init_args", {}):  # a logger with a run name
+            logger.init_args.name = name or logger.init_args.name or root.name
         config.checkpoint.dirpath = config.checkpoint.dirpath or str(root / "checkpoints")
         if self.subcommand == "fit" and config.ckpt_path is None:
             refuse_existing_run(root, Path(config.checkpoint.dirpath), config.overwrite_run)
         if config.get("weights_only", False) is None:  # resume without unpickling code, whatever the environment says
             config.weights_only = True
         config.overwrite_run = False  # acted on: config.yaml must not repeat it when reused
-        changed = [f"{key} {value!r} (given {self.given[key]!r})" for key, value in config.model.init_args.items()
-                   if key in self.given and self.given[key] != value]
-        if changed:
+        if changed := [f"{key} {value!r} (given {self.given[key]!r})" for key, value in config.model.init_args.items()
+                       if key in self.given and self.given[key] != value]:
             sys.stderr.write(f"genlab: model hyper-parameters from the checkpoint {self.resumed} replace the "
                              f"config's and the command line's: {', '.join(changed)}\n")
         resolve_auto_settings(config)
@@ -184,69 +185,55 @@ class GenlabCLI(LightningCLI):
                                                         False):  # Lightning's name for DDP that tolerates unused parameters
             config.trainer.strategy = "ddp_find_unused_parameters_true"
 
-    def before_fit(self) -> None:
+    def before_fit(self) -> None:  # the command that resumes this run, said when Ctrl+C or SIGTERM stops it
         if isinstance(self.trainer.checkpoint_callback, LatestLastCheckpoint):
-            self.trainer.checkpoint_callback.resume_command = resume_command(self._argv)
+            self.trainer.checkpoint_callback.resume_command = resume_command(self.argv)
 
-    def after_fit(self) -> None:
-        if self.trainer.num_training_batches == 0 and self.trainer.global_step == 0:  # Lightning returns quietly
-            loader = self.trainer.train_dataloader
-            # what one epoch draws: the sampler's count (a text corpus samples windows), else the data set's size
-            sampler = getattr(loader, "sampler", None)
-            size = len(sampler if hasattr(sampler, "__len__") else getattr(loader, "dataset", ())) if loader else 0
-            batch = getattr(loader, "batch_size", None)
-            raise errors.ConfigError(f"no training batch: {size} training examples in batches of {batch} (incomplete "
-                                     "batches dropped) make 0 steps; give a smaller --data.init_args.batch_size"
-                                     + (f" (at most {size})" if size else ""))
+    def after_fit(self) -> None:  # the end-of-run report, after the progress bar (on_fit_end is still under it)
         if self.trainer.is_global_zero:
-            print(end_of_run_report(self.trainer, self.model), flush=True)
+            summary = next(c for c in self.trainer.callbacks if isinstance(c, RunSummary))
+            print(summary.report(self.trainer, self.model), flush=True)
 
 
 def resume_command(args: list[str]) -> str:
     """`genlab fit` with the same arguments, resuming from last.ckpt (any --ckpt_path or --overwrite_run dropped)."""
-    kept, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg.split("=")[0] in ("--ckpt_path", "--overwrite_run"):
-            skip = "=" not in arg
-            continue
-        kept.append(arg)
+    drop = ("--ckpt_path", "--overwrite_run")
+    kept = [arg for i, arg in enumerate(args) if arg.split("=")[0] not in drop and (i == 0 or args[i - 1] not in drop)]
     return shlex.join(["genlab", *kept, "--ckpt_path", "last"])
 
 
-def with_bases(args: list[str] | None) -> list[str]:
+def with_bases(args: list[str]) -> list[str]:
     """The arguments with each config file's `base:` put before it, unless given already."""
     out, given = [], set()
-    for arg in sys.argv[1:] if args is None else args:
+    for i, arg in enumerate(args):
         inline = arg.startswith("--config=")
-        if not (inline or out[-1:] in (["-c"], ["--config"])):
-            out.append(arg)
-            continue
-        path, flag = Path(arg.partition("=")[2] if inline else arg), "--config" if inline else out.pop()
-        try:
-            base = path.parent / (yaml.safe_load(path.read_text()) or {})["base"]
-        except yaml.YAMLError as err:  # jsonargparse would name neither the file nor the line
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise errors.ConfigError(f"{path}{where} is not valid YAML: {problem}; fix that line "
-                                     "(indentation, an unclosed bracket or quote)") from None
-        except (OSError, TypeError, KeyError):  # no base, or not a YAML mapping
-            base = None
-        if base and base.resolve() not in given:
-            out += [flag, str(base)]
-            given.add(base.resolve())
-        out += [arg] if inline else [flag, arg]
-        given.add(path.resolve())
+        if inline or (i and args[i - 1] in ("-c", "--config")):
+            path = Path(arg.partition("=")[2] if inline else arg)
+            base, at = base_of(path), len(out) - (not inline)
+            if base and base.resolve() not in given:
+                out[at:at] = ["--config" if inline else args[i - 1], str(base)]
+                given.add(base.resolve())
+            given.add(path.resolve())
+        out.append(arg)
     return out
+
+
+def base_of(path: Path) -> Path | None:
+    """The config `path` names with its top-level `base:` key (relative to its folder), or None."""
+    try:
+        return path.parent / (yaml.safe_load(path.read_text()) or {})["base"]
+    except yaml.YAMLError as err:  # jsonargparse would name neither the file nor the line
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise errors.ConfigError(f"{path}{where} is not valid YAML: {getattr(err, 'problem', None) or str(err).splitlines()[0]}"
+                                 "; fix that line (indentation, an unclosed bracket or quote)") from None
+    except (OSError, TypeError, KeyError):  # no base, or not a YAML mapping
+        return None
 
 
 def refuse_existing_run(root: Path, ckpt_dir: Path, overwrite: bool) -> None:
     """Refuse to start a second run in a run folder: its config.yaml and summary.json would be replaced while the
-    old checkpoints stay, and Lightning would write the new last.ckpt as last-v1.ckpt, so the folder would
-    silently mix two runs. Refusing loses nothing and the way on is one flag away."""
+    old checkpoints stay, and Lightning would write the new last.ckpt as last-v1.ckpt, mixing two runs."""
     old = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
     if old and not overwrite:
         raise errors.RunFolderError(

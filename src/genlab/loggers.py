@@ -132,17 +132,23 @@ class OfflineFirstWandbLogger(_LightningWandbLogger):
 WandbLogger = OfflineFirstWandbLogger
 
 
-def finish_wandb_run() -> None:
-    """Close the current W&B run, if any, so the next run in this process starts a run of its own.
+def finish_wandb_run(discard: bool = False) -> None:
+    """Close the current W&B run, if any, so the next run in this process starts a run of its own; `discard` deletes
+    its offline run folder (a fit refused before training logged nothing).
 
     The teardown also stops W&B's service process, which is what flushes an offline run file to disk.
     """
+    import shutil
     import sys
+    from pathlib import Path
 
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
+        folder = Path(wandb.run.dir).parent
         wandb.finish()
         wandb.teardown()
+        if discard and folder.name.startswith("offline-run-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_offline_records(run_dir: str | os.PathLike) -> dict:

@@ -1,4 +1,5 @@
-"""A run's final figures and a compact history in <run folder>/summary.json, whatever the logger.
+"""A run's final figures and a compact history in <run folder>/summary.json, whatever the logger, and the same
+summary for a person at the end of a fit: what the run made and what to run next.
 
 Sweeps read these files to build their tables and plots, and a finished summary marks a run as done, so an
 interrupted sweep resumes without repeating it.
@@ -8,11 +9,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shlex
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+
+from genlab.errors import ConfigError
+
+HEADLINE = ("val/loss", "val/bpc", "val/acc", "quality/fid", "quality/fid_floor", "quality/classes_covered",
+            "quality/confident_fraction")
+NEXT = {  # the tools that read each kind of checkpoint ({run}: its run folder); any other model: `genlab test`
+    "VAE": ("vae-figures --ckpt {ckpt} --out {run}/figures", "sample --ckpt {ckpt} --n 64 --out samples.png",
+            "evaluate --ckpt {ckpt}"),
+    "DCGAN": ("sample --ckpt {ckpt} --n 64 --out samples.png", "evaluate --ckpt {ckpt}"),
+    "LanguageModel": ("generate --ckpt {ckpt} --prompt {prompt} --temperature 0.5 1.0 1.5",),
+    "Classifier": ("export-classifier --ckpt {ckpt} --dataset <mnist|fashion_mnist>",),
+}
 
 
 def _scalars(metrics: dict, prefixes: tuple[str, ...] | None = None) -> dict[str, float]:
@@ -105,6 +120,13 @@ class RunSummary(pl.Callback):
         self.metrics.update(_scalars(trainer.callback_metrics))
 
     def on_fit_end(self, trainer, pl_module) -> None:
+        if trainer.num_training_batches == 0 and trainer.global_step == 0:  # Lightning returns quietly: refused
+            loader = trainer.train_dataloader  # an epoch draws the sampler's count (windows of a text), else the data
+            sampler = getattr(loader, "sampler", None)
+            size = len(sampler if hasattr(sampler, "__len__") else getattr(loader, "dataset", ())) if loader else 0
+            raise ConfigError(f"no training batch: {size} training examples in batches of "
+                              f"{getattr(loader, 'batch_size', None)} (incomplete batches dropped) make 0 steps; give "
+                              "a smaller --data.init_args.batch_size" + (f" (at most {size})" if size else ""))
         if not trainer.is_global_zero:
             return
         self.metrics.update(_scalars(trainer.callback_metrics))
@@ -121,3 +143,52 @@ class RunSummary(pl.Callback):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1))
         tmp.replace(path)  # a summary is either whole or absent: sweeps treat it as "this run finished"
+
+    def report(self, trainer, pl_module) -> str:
+        """The summary for a person, which `genlab fit` prints once Lightning's progress bar has stopped: run folder,
+        checkpoints, headline metrics, W&B folder, the samples of text callbacks, next commands."""
+        ckpt, root = trainer.checkpoint_callback, Path(_shown(trainer.default_root_dir))
+        last = Path(_shown(ckpt.dirpath if ckpt and ckpt.dirpath else root / "checkpoints")) / "last.ckpt"
+        best = Path(_shown(ckpt.best_model_path)) if ckpt and ckpt.best_model_path else None
+        lines = ["", f"Run {'stopped early (interrupted)' if trainer.interrupted else 'finished'}: "
+                     f"{epochs_done(trainer)} epochs, {trainer.global_step} steps",
+                 f"  Run folder   {root}/  (config.yaml, summary.json, figures/)"]
+        if best and best.is_file() and best.name != last.name and getattr(ckpt, "monitor", None):
+            score = "" if ckpt.best_model_score is None else f"  ({ckpt.monitor} {float(ckpt.best_model_score):.4g})"
+            lines.append(f"  Best         {best}{score}")
+        if last.is_file():
+            lines.append(f"  Last         {last}  (resume: --ckpt_path last)")
+        if headline := [f"{key} {self.metrics[key]:.4g}" for key in HEADLINE if key in self.metrics]:
+            lines.append("  Metrics      " + "   ".join(headline))
+        for run_dir in (getattr(logger, "run_dir", None) for logger in trainer.loggers):
+            if isinstance(run_dir, (str, os.PathLike)):  # Lightning's DummyLogger (fast_dev_run) answers any name
+                shown = _shown(run_dir)
+                lines.append(f"  W&B          {shown}" + (f"   upload: wandb sync {shown}" if "offline" in shown else ""))
+        for rows in filter(None, (getattr(callback, "last_rows", None) for callback in trainer.callbacks)):
+            lines += ["", "Samples at the end of training:"]
+            for temperature, text in rows:
+                lines += [f"  --- temperature {temperature} ---", *("  " + line for line in str(text).splitlines()[:12])]
+        if (found := last if last.is_file() else best) is not None:
+            prompt = trainer.datamodule.val_prompt() if hasattr(trainer.datamodule, "val_prompt") else "ROMEO:"
+            lines += ["", "Next:", *(f"  {line}" for line in next_commands(type(pl_module).__name__, found, prompt))]
+        return "\n".join(lines)
+
+
+def _shown(path: str | Path) -> str:
+    """A path as a person would type it from here: relative when it is below the working directory."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def epochs_done(trainer: pl.Trainer) -> str:
+    """Epochs trained, counted in batches, so an epoch cut short (a time budget, max_steps) is a fraction: "0.5"."""
+    batches, per_epoch = trainer.fit_loop.epoch_loop.batch_progress.total.completed, trainer.num_training_batches
+    if not 0 < per_epoch < math.inf:
+        return str(trainer.current_epoch)
+    return f"{batches / per_epoch:.2f}".rstrip("0").rstrip(".")
+
+
+def next_commands(model_class: str, ckpt: Path, prompt: str = "ROMEO:") -> list[str]:
+    """The commands that read a checkpoint of this model class."""
+    templates = NEXT.get(model_class, ("test -c {run}/config.yaml --ckpt_path {ckpt}",))
+    return [f"genlab {t.format(ckpt=ckpt, run=ckpt.parent.parent, prompt=shlex.quote(prompt))}" for t in templates]
