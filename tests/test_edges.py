@@ -63,6 +63,8 @@ def test_a_batch_larger_than_the_data_set_is_refused_instead_of_training_zero_st
                  "--data.init_args.batch_size", "100000000"]) == 2
     line = one_line(capsys)
     assert "0 steps" in line and "--data.init_args.batch_size" in line, line
+    # the numbers of the refusal are the data's (an image loader's batch sampler once gave "0 ... batches of None")
+    assert "512 training examples in batches of 100000000" in line and "(at most 512)" in line, line
     assert not list(Path().glob("wandb/offline-run-*"))
 
 

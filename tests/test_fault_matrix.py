@@ -4,7 +4,7 @@ Every case starts `python -m genlab.cli` in a subprocess on the tiny model of te
 epoch), so it checks what a user gets; test_reliability.py checks most of the same in-process. The kill -9 case puts
 the run folder on /dev/shm (another filesystem than $TMPDIR, where a copy-over-target move used to break last.ckpt)
 and gives $TMPDIR a fresh folder, to count the checkpoint-sized files a kill leaks there. Each test prints its rows
-of the table (case | expected | observed | ok). It takes minutes (23 starts of the command), so the suite skips it
+of the table (case | expected | observed | ok). It takes minutes (33 starts of the command), so the suite skips it
 unless asked:
 
     python -m pytest tests/test_fault_matrix.py --fault-matrix -rP
@@ -267,6 +267,48 @@ def run_folder_cases(work: Path) -> list[dict]:
     return rows
 
 
+def edge_cases(work: Path) -> list[dict]:
+    """The edges of a run people hit (issue 26): extend a finished run, contradictions and impossible settings
+    refused in one line before training, and no W&B run folder left by a refused fit."""
+    rows, root = [], work / "edges"
+    fit(root, "--trainer.max_epochs", "1", cwd=work)
+    code, _ = fit(root, "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=work)
+    step = json.loads((root / "summary.json").read_text()).get("global_step")
+    rows.append({"case": "train a finished run longer (--trainer.max_epochs 2 --ckpt_path last after 1)",
+                 "expected": f"exit 0, {2 * STEPS_PER_EPOCH} steps", "observed": f"exit {code}, {step} steps",
+                 "ok": code == 0 and step == 2 * STEPS_PER_EPOCH})
+    last = str(root / "checkpoints" / "last.ckpt")
+    refused = [
+        ("resume a VAE config from another model's checkpoint", ("fit", "-c", str(REPO / "configs/vae_mnist.yaml"),
+         "--trainer.default_root_dir", str(work / "vae"), "--ckpt_path", last), ("TinyAutoencoder",)),
+        ("--overwrite_run true with --ckpt_path", ("fit", *TINY, "--trainer.default_root_dir", str(root),
+         "--overwrite_run", "true", "--ckpt_path", "last"), ("--overwrite_run", "--ckpt_path")),
+        ("--trainer.max_epochs -3", ("fit", *TINY, "--trainer.default_root_dir", str(work / "a"),
+         "--trainer.max_epochs", "-3"), ("max_epochs",)),
+        ("--trainer.max_epochs abc", ("fit", *TINY, "--trainer.default_root_dir", str(work / "b"),
+         "--trainer.max_epochs", "abc"), ("max_epochs", "abc")),
+        ("--data.init_args.batch_size 100000000 (0 steps)", ("fit", *TINY, "--trainer.default_root_dir",
+         str(work / "c"), "--data.init_args.batch_size", "100000000"), ("256 training examples", "100000000")),
+    ]
+    for case, args, words in refused:
+        before = set((work / "wandb").glob("offline-run-*")) if (work / "wandb").is_dir() else set()
+        code, err = run(*args, cwd=work)
+        after = set((work / "wandb").glob("offline-run-*")) if (work / "wandb").is_dir() else set()
+        rows.append({"case": case, "expected": "exit 2, one line naming " + ", ".join(words) + "; no W&B run folder",
+                     "observed": f"exit {code}, {said(err, *words)}, {len(after - before)} W&B run folders",
+                     "ok": code == 2 and all(w in one_line(err) for w in words) and after == before})
+    bad_yaml = work / "bad.yaml"
+    bad_yaml.write_text("trainer:\n  max_epochs: [1\n")
+    code, err = run("fit", "-c", str(bad_yaml), *TINY, cwd=work)
+    rows.append({"case": "a config with a YAML syntax error", "expected": "exit 2, one line naming the file and line",
+                 "observed": f"exit {code}, {said(err, 'bad.yaml', 'line')}",
+                 "ok": code == 2 and "bad.yaml" in one_line(err) and "line" in one_line(err)})
+    code, err = run("sample", "--ckpt", last, "--out", "/proc/genlab/samples.png", cwd=work)
+    rows.append({"case": "sample --out to a place that cannot be written", "expected": "exit 2, one line",
+                 "observed": f"exit {code}, {said(err, 'samples.png')}", "ok": code == 2 and "samples.png" in one_line(err)})
+    return rows
+
+
 def bad_checkpoint_cases(work: Path) -> list[dict]:
     import torch
 
@@ -350,6 +392,10 @@ def test_killing_a_sweep_runner_stops_its_run_and_bad_sweep_yaml_is_one_line(tmp
 
 def test_a_finished_run_resumes_and_an_occupied_folder_is_refused(tmp_path):
     check(run_folder_cases(tmp_path))
+
+
+def test_the_edges_of_a_run_work_or_are_refused_in_one_line(tmp_path):
+    check(edge_cases(tmp_path))
 
 
 def test_a_damaged_or_unsafe_checkpoint_is_refused_in_one_line(tmp_path):

@@ -123,9 +123,10 @@ class RunSummary(pl.Callback):
         if trainer.num_training_batches == 0 and trainer.global_step == 0:  # Lightning returns quietly: refused
             loader = trainer.train_dataloader  # an epoch draws the sampler's count (windows of a text), else the data
             sampler = getattr(loader, "sampler", None)
-            size = len(sampler if hasattr(sampler, "__len__") else getattr(loader, "dataset", ())) if loader else 0
+            size = len(sampler if hasattr(sampler, "__len__") else getattr(loader, "dataset", ())) if loader is not None else 0
+            batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
             raise ConfigError(f"no training batch: {size} training examples in batches of "
-                              f"{getattr(loader, 'batch_size', None)} (incomplete batches dropped) make 0 steps; give "
+                              f"{batch} (incomplete batches dropped) make 0 steps; give "
                               "a smaller --data.init_args.batch_size" + (f" (at most {size})" if size else ""))
         if not trainer.is_global_zero:
             return
