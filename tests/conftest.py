@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Idle OpenMP threads sleep instead of spinning: on a machine whose 2 cores are shared, a spinning second thread
+# made tiny torch calls 50 times slower (read by OpenMP when torch loads, hence before any test imports it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
