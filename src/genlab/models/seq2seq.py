@@ -148,7 +148,7 @@ class Translator(GenlabModule):
             for side in ("src", "tgt"):
                 key = f"max_{side}_len"
                 if hp[key] is None:
-                    hp[key] = lengths[side]
+                    hp[key] = lengths[side] or (NO_DATA_SRC_LEN if side == "src" else NO_DATA_TGT_LEN)
                 elif lengths[side] is not None and lengths[side] > hp[key]:
                     raise ConfigError(f"the data has {side} sequences of {lengths[side]} tokens > {key}={hp[key]}; "
                                       f"set --model.init_args.{key} {lengths[side]}, or leave it out (null) to take "
