@@ -294,3 +294,164 @@ def test_default_config_parses(repo, capsys):
         main(["fit", "-c", str(repo / "configs" / "seq2seq_dates.yaml"), "--print_config"])
     config = capsys.readouterr().out
     assert "genlab.models.seq2seq.Translator" in config and "genlab.data.Seq2SeqDataModule" in config
+
+
+# --- subword tokens on sentence pairs, lengths from the data
+
+ANIMALS = [("cat", "gato"), ("dog", "perro"), ("horse", "caballo"), ("bird", "pájaro"), ("fish", "pez")]
+THINGS = [("house", "casa"), ("tree", "árbol"), ("river", "río"), ("mountain", "montaña")]
+
+
+def pairs_folder(root, long_train_line: bool = True):
+    """train/val/test TSVs of tiny English -> Spanish sentences; one training pair far longer than the others."""
+    pairs = [(f"the {a} sees the {t}", f"el {b} ve la {u}") for a, b in ANIMALS for t, u in THINGS]
+    pairs += [(f"the {a} sleeps near the {t}", f"el {b} duerme cerca de la {u}") for a, b in ANIMALS for t, u in THINGS]
+    train, val, test = pairs[:30] + pairs[34:], pairs[30:32], pairs[32:34]
+    if long_train_line:
+        train.append((" ".join(["the dog sees the house"] * 20), " ".join(["el perro ve la casa"] * 20)))
+    root.mkdir(parents=True, exist_ok=True)
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        (root / f"{name}.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in split), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def subword_trained(tmp_path_factory):
+    import pytorch_lightning as pl
+
+    from genlab.models.seq2seq import Translator
+
+    root = tmp_path_factory.mktemp("s2s_subword")
+    pl.seed_everything(0)
+    dm = Seq2SeqDataModule(path=str(pairs_folder(root / "data")), tokenizer="subword", vocab_size=300, max_len=30,
+                           batch_size=8)
+    model = Translator(d_model=32, n_head=2, n_enc_layer=1, n_dec_layer=1, warmup_steps=5, test_beam=2,
+                       val_bleu_sentences=1)
+    trainer = pl.Trainer(default_root_dir=str(root), max_steps=12, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         val_check_interval=6, check_val_every_n_epoch=None)
+    trainer.fit(model, datamodule=dm)
+    fitted = dict(trainer.callback_metrics)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    ckpt = root / "subword.ckpt"
+    trainer.save_checkpoint(ckpt)
+    return model, dm, ckpt, fitted, metrics
+
+
+def test_subword_fit_with_an_over_long_pair_takes_lengths_from_the_data_and_logs_bleu_and_chrf(subword_trained):
+    model, dm, _, fitted, metrics = subword_trained
+    assert dm.dropped == 1 and len(dm.train_pairs) == 36  # the long pair is left out of training
+    assert (model.config.max_src_len, model.config.max_tgt_len) == (dm.max_src_len, dm.max_tgt_len)
+    assert dm.max_src_len == max(len(dm.src_tokenizer.encode(s)) for s, _ in dm.train_pairs + dm.val_pairs +
+                                 dm.test_pairs) < 30
+    assert model.src_vocab.kind == "subword" and model.config.src_vocab_size == dm.src_tokenizer.size
+    for key in ("test/bleu", "test/chrf", "test/bleu_beam", "test/chrf_beam", "test/exact_match", "test/loss"):
+        assert key in metrics and 0 <= metrics[key] <= 100, key
+    assert {"val/bleu", "val/chrf", "val/exact_match"} <= fitted.keys()
+
+
+def test_the_dropped_training_pairs_are_said_in_one_line(tmp_path, capsys):
+    dm = Seq2SeqDataModule(path=str(pairs_folder(tmp_path)), tokenizer="char", max_len=40)
+    dm.setup()
+    out = capsys.readouterr().out
+    assert "1 of 37 training pairs have more than max_len=40 tokens on a side" in out and out.count("\n") == 1
+    assert dm.max_src_len == max(len(s) for s, _ in dm.train_pairs + dm.val_pairs + dm.test_pairs)
+
+
+def test_subword_checkpoint_loads_with_weights_only_and_translates_alone(subword_trained, capsys):
+    from genlab.checkpoints import load_module
+    from genlab.cli import main
+
+    model, _, ckpt, _, _ = subword_trained
+    raw = torch.load(ckpt, weights_only=True)
+    hparams = raw["hyper_parameters"]
+    assert hparams["src_vocab"] is None and len(repr(hparams)) < 1500  # no sentencepiece model in the W&B config
+    assert raw["state_dict"]["tokenizers._extra_state"]["src"]["kind"] == "subword"
+    loaded = load_module(ckpt)
+    model.eval()
+    texts = ["the cat sees the river", "the fish sleeps near the tree"]
+    assert loaded.translate(texts) == model.translate(texts)
+    assert loaded.translate(texts, beam=2) == model.translate(texts, beam=2)
+    assert isinstance(loaded.translate("the ñandú sees ¿€中?"), str)  # unseen characters: byte pieces
+    assert main(["translate", "--ckpt", str(ckpt), "the cat sees the house"]) == 0
+    assert capsys.readouterr().out.startswith("the cat sees the house\t")
+    assert main(["translate", "--ckpt", str(ckpt), " ".join(["the dog sees the house"] * 20)]) == 2
+    err = capsys.readouterr().err
+    assert f"tokens; this model reads at most {loaded.config.max_src_len}" in err and err.count("\n") == 1
+
+
+def test_an_explicit_too_small_length_is_a_one_line_config_error(tmp_path):
+    from types import SimpleNamespace
+
+    from genlab.errors import ConfigError
+    from genlab.models.seq2seq import Translator
+
+    dm = Seq2SeqDataModule(path=str(pairs_folder(tmp_path, long_train_line=False)))
+    dm.setup()
+    model = Translator(d_model=16, n_head=2, max_src_len=5)
+    model.trainer = SimpleNamespace(datamodule=dm)
+    with pytest.raises(ConfigError, match=rf"src sequences of {dm.max_src_len} tokens > max_src_len=5") as err:
+        model.setup("fit")
+    assert "\n" not in str(err.value)
+    model = Translator(d_model=16, n_head=2, max_tgt_len=200)  # explicit and large enough: honoured
+    model.trainer = SimpleNamespace(datamodule=dm)
+    model.setup("fit")
+    assert (model.config.max_src_len, model.config.max_tgt_len) == (dm.max_src_len, 200)
+
+
+def test_data_with_other_tokenizers_than_the_checkpoints_is_refused(subword_trained, tmp_path):
+    from types import SimpleNamespace
+
+    from genlab.checkpoints import load_module
+    from genlab.errors import ConfigError
+
+    _, _, ckpt, _, _ = subword_trained
+    other = Seq2SeqDataModule(path=str(pairs_folder(tmp_path)), tokenizer="subword", vocab_size=290, max_len=30)
+    other.setup()
+    loaded = load_module(ckpt)
+    loaded.trainer = SimpleNamespace(datamodule=other)
+    with pytest.raises(ConfigError, match="the data's tokenizers .* differ from the model's"):
+        loaded.setup("fit")
+    saved = torch.load(ckpt, weights_only=True)
+    saved["state_dict"]["tokenizers._extra_state"]["tgt"] = {"kind": "char", "chars": "abc"}
+    with pytest.raises(ConfigError, match="the checkpoint's tokenizers differ from the data's"):
+        load_module(ckpt).on_load_checkpoint(saved)
+
+
+def test_checkpoints_from_before_subword_tokens_still_load(trained, tmp_path):
+    from genlab.checkpoints import load_module
+
+    model, ckpt, _, _ = trained
+    old = torch.load(ckpt, weights_only=True)
+    del old["state_dict"]["tokenizers._extra_state"]
+    for key in ("src_vocab_size", "tgt_vocab_size", "val_bleu_sentences"):
+        del old["hyper_parameters"][key]
+    torch.save(old, tmp_path / "old.ckpt")
+    loaded = load_module(tmp_path / "old.ckpt")
+    model.eval()
+    assert loaded.src_vocab == model.src_vocab and loaded.translate(["3 March 1987"]) == model.translate(["3 March 1987"])
+
+
+def test_translation_config_parses(repo, capsys):
+    from genlab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(repo / "configs" / "translate_eng_spa.yaml"), "--print_config"])
+    config = capsys.readouterr().out
+    assert "tokenizer: subword" in config and "path: bible_eng_spa" in config
+
+
+def test_genlab_test_adds_its_scores_to_the_finished_runs_summary(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from genlab.callbacks.summary import RunSummary
+
+    trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path),
+                              callback_metrics={"test/bleu": torch.tensor(12.5), "test/chrf": 40.0, "val/loss": 1.0})
+    RunSummary().on_test_end(trainer, None)
+    assert not (tmp_path / "summary.json").exists()  # no finished run: nothing to add to
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": {"val/loss": 2.0}, "wall_s": 3.0}))
+    RunSummary().on_test_end(trainer, None)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == {"metrics": {"val/loss": 2.0, "test/bleu": 12.5, "test/chrf": 40.0}, "wall_s": 3.0}

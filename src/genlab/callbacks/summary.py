@@ -139,7 +139,17 @@ class RunSummary(pl.Callback):
             "interrupted": trainer.interrupted,
             "history": self.history,
         }
+        self._write(Path(trainer.default_root_dir) / self.filename, summary)
+
+    def on_test_end(self, trainer, pl_module) -> None:  # `genlab test` adds its test/ scores to the run's summary
         path = Path(trainer.default_root_dir) / self.filename
+        if trainer.is_global_zero and path.is_file():  # only a finished run's (a summary marks a run as done)
+            summary = json.loads(path.read_text())
+            summary.setdefault("metrics", {}).update(_scalars(trainer.callback_metrics, ("test/",)))
+            self._write(path, summary)
+
+    @staticmethod
+    def _write(path: Path, summary: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=1))

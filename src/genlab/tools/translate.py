@@ -16,7 +16,7 @@ from genlab.tools.checks import argument, says_input_errors
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genlab translate",
-        description="Translate text with a trained seq2seq Translator checkpoint. The vocabularies are in the "
+        description="Translate text with a trained seq2seq Translator checkpoint. The tokenizers are in the "
                     "checkpoint, so no data set is needed. Default: greedy decoding.",
         epilog='example: genlab translate --ckpt runs/seq2seq_dates/checkpoints/last.ckpt "3rd of March 1987" '
                '"Tue 4 Jul 2023" --beam 4',
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=None, metavar="WIDTH", help="beam search of this width")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="0 = greedy (default); > 0 samples: <1 safer, >1 wilder")
-    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability p")
     p.add_argument("--seed", type=int, default=None, help="random seed for sampling")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole target prefix at every step")
@@ -68,11 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     for text, out in zip(args.text, outputs, strict=True):
         print(f"{text}\t{out}")
     if args.attention:
-        from genlab.figures.seq2seq import cross_attention_figure
         from genlab.reporting import save_figure
 
-        hyp, weights = model.cross_attention(args.text[0], args.beam)
-        figure = cross_attention_figure(args.text[0], hyp, weights)
+        _, figure = model.attention_figure(args.text[0], args.beam)
         print(f"cross-attention picture: {save_figure(figure, args.attention)}", file=sys.stderr)
     return 0
 
