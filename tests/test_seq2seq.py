@@ -455,3 +455,20 @@ def test_genlab_test_adds_its_scores_to_the_finished_runs_summary(tmp_path):
     RunSummary().on_test_end(trainer, None)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == {"metrics": {"val/loss": 2.0, "test/bleu": 12.5, "test/chrf": 40.0}, "wall_s": 3.0}
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "gru", "decoder_only"])
+def test_the_attention_picture_reads_back_the_searched_tokens_not_the_text_re_encoded(architecture, monkeypatch):
+    """An untrained model decodes to its last position; the picture re-encoded the decoded text, and subword pieces
+    of decoded text can outnumber those generated: 'target of 179 tokens is longer than max_tgt_len=178' ended
+    every validation's picture of the English -> Spanish model. The picture now uses the searched ids."""
+    from genlab.models.seq2seq import Translator
+
+    torch.manual_seed(0)
+    model = Translator(src_vocab="abc ", tgt_vocab="xyz", d_model=16, n_head=2, n_enc_layer=1, n_dec_layer=1,
+                       max_src_len=8, max_tgt_len=6, architecture=architecture)
+    model.tgt_vocab.encode = lambda text: [3, 4] * len(text)  # re-encoding would give twice the tokens
+    hyp, figure = model.attention_figure("abc a")
+    n_rows = len(figure.axes[0].get_yticks())
+    assert n_rows == len(hyp) + 1 <= 6  # each output token and the end token; within the positions
+    assert model.hparams.architecture == architecture

@@ -1,4 +1,4 @@
-"""Translation with an encoder-decoder transformer: the LightningModule around genlab.nets.seq2seq.Seq2Seq.
+"""Translation: the LightningModule around a translator net of genlab.nets (transformer, GRU or decoder-only).
 
 Training is teacher forcing (the decoder reads the reference target shifted by one and predicts each next
 token). Validation logs the loss and, on its first `val_bleu_sentences` pairs decoded greedily, BLEU, chrF and exact
@@ -22,7 +22,7 @@ from genlab.data.tokenizers import CharTokenizer, tokenizer_from_state
 from genlab.errors import ConfigError
 from genlab.metrics.translation import bleu_with_signature, chrf_with_signature, corpus_chrf, exact_match
 from genlab.models.base import GenlabModule
-from genlab.nets.seq2seq import BOS, PAD, Seq2Seq, Seq2SeqConfig
+from genlab.nets.seq2seq import ARCHITECTURES, BOS, EOS, PAD, Seq2SeqConfig, build_translation_net
 from genlab.optim import WarmupCosine, decay_plan, restore_schedule_step, weight_decay_groups
 from genlab.runtime import eval_mode
 
@@ -63,9 +63,13 @@ class Tokenizers(torch.nn.Module):
 
 
 class Translator(GenlabModule):
-    """An encoder-decoder transformer with its two tokenizers (characters or subword pieces, from the data).
+    """A translator net (an encoder-decoder transformer by default) with its two tokenizers (characters or subword
+    pieces, from the data).
 
     Args:
+        architecture: "transformer" (encoder-decoder with cross-attention), "gru" (the course's first translator:
+            bidirectional GRU encoder, GRU decoder with attention) or "decoder_only" (one causal stack over source
+            and target, no cross-attention): genlab.nets.seq2seq.build_translation_net.
         src_vocab, tgt_vocab: a character vocabulary's characters, in id order; None: the tokenizers are taken from
             the datamodule (Seq2SeqDataModule) at setup and stored in every checkpoint.
         src_vocab_size, tgt_vocab_size: the tokenizers' sizes (ids, specials included); None: from the datamodule
@@ -92,8 +96,10 @@ class Translator(GenlabModule):
                  max_src_len: int | None = None, max_tgt_len: int | None = None, learning_rate: float = 1e-3,
                  min_lr_ratio: float = 0.1, warmup_steps: int = 200, weight_decay: float = 0.01, test_beam: int = 4,
                  bleu_tokenize: str = "13a", n_examples: int = 8, attention_example: str | None = None,
-                 val_bleu_sentences: int = 200):
+                 val_bleu_sentences: int = 200, architecture: str = "transformer"):
         super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if test_beam < 1:
             raise ValueError(f"test_beam must be >= 1, got {test_beam}")
         if val_bleu_sentences < 0:
@@ -101,7 +107,7 @@ class Translator(GenlabModule):
         self.save_hyperparameters()
         Seq2SeqConfig(1, 1, d_model, n_head, n_enc_layer, n_dec_layer, d_ff, dropout, positional, max_src_len or 1,
                       max_tgt_len or 1)  # validate the sizes before any data is read
-        self.model: Seq2Seq | None = None
+        self.model = None
         self.tokenizers = Tokenizers()
         if src_vocab is not None and tgt_vocab is not None:  # characters (and every checkpoint before subwords)
             self.tokenizers.set(CharTokenizer(src_vocab, "source"), CharTokenizer(tgt_vocab, "target"))
@@ -126,7 +132,9 @@ class Translator(GenlabModule):
         self.config = Seq2SeqConfig(hp.src_vocab_size, hp.tgt_vocab_size, hp.d_model, hp.n_head, hp.n_enc_layer,
                                     hp.n_dec_layer, hp.d_ff, hp.dropout, hp.positional, hp.max_src_len,
                                     hp.max_tgt_len)
-        self.model = Seq2Seq(self.config)
+        self.model = build_translation_net(hp.get("architecture", "transformer"), hp.src_vocab_size, hp.tgt_vocab_size,
+                                           hp.d_model, hp.n_head, hp.n_enc_layer, hp.n_dec_layer, hp.d_ff, hp.dropout,
+                                           hp.positional, hp.max_src_len, hp.max_tgt_len)
 
     def _adopt(self, src, tgt) -> None:
         """Take the data's tokenizers: their sizes (and characters) become hyper-parameters."""
@@ -193,15 +201,20 @@ class Translator(GenlabModule):
         return torch.tensor([r + [PAD] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device)
 
     @torch.no_grad()
+    def search(self, src: torch.Tensor, beam: int | None = None, temperature: float = 0.0, top_k: int | None = None,
+               top_p: float | None = None, seed: int | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Target ids [B, <= max_tgt_len] (BOS first): beam search of width `beam`, else greedy or sampled."""
+        if beam is not None:
+            return self.model.beam_search(src, beam, use_cache=use_cache)
+        gen = torch.Generator(device=src.device).manual_seed(seed) if seed is not None else None
+        return self.model.generate(src, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen,
+                                   use_cache=use_cache)
+
+    @torch.no_grad()
     def translate_ids(self, src: torch.Tensor, beam: int | None = None, temperature: float = 0.0,
                       top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                       use_cache: bool = True) -> list[str]:
-        if beam is not None:
-            ys = self.model.beam_search(src, beam, use_cache=use_cache)
-        else:
-            gen = torch.Generator(device=src.device).manual_seed(seed) if seed is not None else None
-            ys = self.model.generate(src, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen,
-                                     use_cache=use_cache)
+        ys = self.search(src, beam, temperature, top_k, top_p, seed, use_cache)
         return [self.tgt_vocab.decode(row.tolist()) for row in ys]
 
     def translate(self, texts: list[str] | str, beam: int | None = None, temperature: float = 0.0,
@@ -217,21 +230,28 @@ class Translator(GenlabModule):
     def cross_attention(self, text: str, beam: int | None = None) -> tuple[str, list[torch.Tensor]]:
         """The translation of `text` and each decoder layer's cross-attention weights [H, T_out + 1, S] over it
         (recomputed by teacher forcing on the translation itself, the end token included)."""
+        hyp, _, weights = self._attention(text, beam)
+        return hyp, weights
+
+    @torch.no_grad()
+    def _attention(self, text: str, beam: int | None = None) -> tuple[str, list[int], list[torch.Tensor]]:
+        """(translation, its token ids, the weights): the search's own ids are read back, not the translation
+        re-encoded (subword pieces of decoded text can differ from those generated, and outnumber the positions)."""
         with eval_mode(self):
             src = self.encode_sources([text])
-            hyp = self.translate_ids(src, beam)[0]
-            tgt = torch.tensor([[BOS, *self.tgt_vocab.encode(hyp)]], device=self.device)
-            return hyp, [w[0] for w in self.model.cross_attention_maps(src, tgt)]
+            ids = [i for i in self.search(src, beam)[0].tolist()[1:] if i != PAD]
+            ids = (ids[: ids.index(EOS)] if EOS in ids else ids)[: self.config.max_tgt_len - 1]
+            tgt = torch.tensor([[BOS, *ids]], device=self.device)
+            return self.tgt_vocab.decode(ids), ids, [w[0] for w in self.model.cross_attention_maps(src, tgt)]
 
     def attention_figure(self, text: str, beam: int | None = None):
         """(translation, the cross-attention picture of `text`), its axes labelled with the tokens (characters or
         subword pieces) of the source and of the translation."""
         from genlab.figures.seq2seq import cross_attention_figure
 
-        hyp, weights = self.cross_attention(text, beam)
+        hyp, ids, weights = self._attention(text, beam)
         src_labels = self.src_vocab.pieces(self.src_vocab.encode(text))
-        tgt_labels = self.tgt_vocab.pieces(self.tgt_vocab.encode(hyp))
-        return hyp, cross_attention_figure(text, hyp, weights, src_labels, tgt_labels)
+        return hyp, cross_attention_figure(text, hyp, weights, src_labels, self.tgt_vocab.pieces(ids))
 
     def forward(self, src, tgt):
         return self.model(src, tgt)
@@ -334,6 +354,7 @@ class Translator(GenlabModule):
             print(f"sacreBLEU signature: {signature} (beam {self.hparams.test_beam} for test/bleu_beam); chrF: "
                   f"{chrf_signature}")
         self.test_rows = rows  # for scripts that want the translations themselves
+        self.signatures = {"bleu": signature, "chrf": chrf_signature}
 
 
 __all__ = ["Tokenizers", "Translator"]
