@@ -44,9 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings(args, model: str) -> dict:
-    """What must match for a measured row to count as this run's (resume)."""
+    """What must match for a measured row to count as this run's (resume): the same machine included, since
+    figures from two CPUs never share a table."""
+    from genlab.hardware import cpu_info
+
+    cpu = cpu_info()
     return {"model": model, "config": f"configs/{CONFIGS[model]}", "minutes": args.minutes,
-            "data": args.data, "threads": args.threads}
+            "data": args.data, "threads": args.threads, "cpu": cpu["cpu"], "cpu_flags": cpu["cpu_flags"]}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -129,7 +133,12 @@ def measure(args, model_name: str) -> dict:
 
 
 def latest(rows: list[dict]) -> dict[str, dict]:
-    return {r["model"]: r for r in rows}
+    """Each model's latest row measured on the machine of the latest row (rows from other CPUs stay in the
+    JSONL file but never share a table or a picture with these)."""
+    if not rows:
+        return {}
+    machine = (rows[-1]["cpu"], rows[-1].get("cpu_flags"))
+    return {r["model"]: r for r in rows if (r["cpu"], r.get("cpu_flags")) == machine}
 
 
 def render(rows: list[dict], out: Path) -> None:
@@ -146,7 +155,8 @@ def render(rows: list[dict], out: Path) -> None:
         lines.append(f"| {r['model']} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
                      f"{r['train_tokens_per_s']:.0f} | {r['val_loss']:.3f} | {r['test_bleu']:.1f} | {r['test_chrf']:.1f} | "
                      f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f} |")
-    machines = sorted({f"{r['cpu']}, {r['settings']['threads']} threads, precision {r['precision']}" for r in last.values()})
+    machines = sorted({f"{r['cpu']} ({', '.join(r.get('cpu_flags') or []) or 'no flags read'}), "
+                       f"{r['settings']['threads']} threads, precision {r['precision']}" for r in last.values()})
     signatures = sorted({r["bleu_signature"] for r in last.values() if r.get("bleu_signature")})
     lines += ["", "Machine: " + "; ".join(machines) + ".", *(f"BLEU signature: `{s}`." for s in signatures), ""]
     (out / "bench.md").write_text("\n".join(lines))
