@@ -3,6 +3,8 @@ the same wall time on the prepared Bible corpus, then scored on the held-out boo
 
     genlab data bible-eng-spa --out DIR                    # once
     python scripts/bench_translation.py --data DIR [--models transformer gru decoder_only] [--minutes 30]
+    python scripts/bench_translation.py --models transformer --set model.init_args.n_enc_layer=3 \
+        model.init_args.n_dec_layer=3                      # a variant: its own row, beside the config's
     python scripts/bench_translation.py --table-only       # re-render the table and the curve
 
 Each model: (1) `fit` as `genlab fit -c configs/translate_eng_spa[_gru|_decoder_only].yaml` would, for --minutes of
@@ -39,8 +41,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root", default="runs/bench_translation", help="run folders: ROOT/<model>/")
     p.add_argument("--out", default=str(REPO / "reports" / "translation"), help="bench.jsonl, bench.md, val_bleu.png")
     p.add_argument("--rerun", action="store_true", help="measure again models already in bench.jsonl")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for a variant (e.g. model.init_args.n_enc_layer=3): its own row and curve")
     p.add_argument("--table-only", action="store_true", help="only re-render bench.md and val_bleu.png")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    import yaml
+
+    try:
+        args.set = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set) if k and _}
+    except yaml.YAMLError as e:
+        p.error(f"--set: a value is not YAML ({e})")
+    return args
+
+
+def label(model: str, overrides: dict | None) -> str:
+    """The table's name of a measured variant: the model, then each override's last key and value."""
+    return " ".join([model, *(f"{k.split('.')[-1]}={v}" for k, v in (overrides or {}).items())])
 
 
 def settings(args, model: str) -> dict:
@@ -50,7 +66,8 @@ def settings(args, model: str) -> dict:
 
     cpu = cpu_info()
     return {"model": model, "config": f"configs/{CONFIGS[model]}", "minutes": args.minutes,
-            "data": args.data, "threads": args.threads, "cpu": cpu["cpu"], "cpu_flags": cpu["cpu_flags"]}
+            "data": args.data, "threads": args.threads, "cpu": cpu["cpu"], "cpu_flags": cpu["cpu_flags"],
+            **({"set": args.set} if args.set else {})}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -87,7 +104,8 @@ def measure(args, model_name: str) -> dict:
                                   if k in m}})
 
     measured = Measure()
-    overrides = {"trainer.max_time": launch.max_time(args.minutes), "trainer.default_root_dir": f"{args.root}/{model_name}",
+    folder = Path(args.root) / label(model_name, args.set).replace(" ", "_")
+    overrides = {**args.set, "trainer.max_time": launch.max_time(args.minutes), "trainer.default_root_dir": str(folder),
                  "trainer.accelerator": "cpu", "trainer.devices": 1, "trainer.enable_progress_bar": False,
                  "overwrite_run": True}
     if args.data:
@@ -97,16 +115,17 @@ def measure(args, model_name: str) -> dict:
     trainer, model, data = run.trainer, run.model, run.datamodule
     wall = next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train")
     fit_s = time.perf_counter() - start
-    ckpt = Path(args.root) / model_name / "bench.ckpt"
+    ckpt = folder / "bench.ckpt"
     trainer.save_checkpoint(ckpt)
 
     evaluator = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                           devices=1, default_root_dir=f"{args.root}/{model_name}")
+                           devices=1, default_root_dir=str(folder))
     val = evaluator.validate(model, datamodule=data, verbose=False)[0]
     t = time.perf_counter()
     test = evaluator.test(model, datamodule=data, verbose=False)[0]
     return {
         "model": model_name,
+        **({"set": args.set} if args.set else {}),
         "steps": trainer.global_step,
         "wall_s": round(wall, 1),
         "train_tokens_per_s": round(measured.tokens / wall, 1),
@@ -133,12 +152,14 @@ def measure(args, model_name: str) -> dict:
 
 
 def latest(rows: list[dict]) -> dict[str, dict]:
-    """Each model's latest row measured on the machine of the latest row (rows from other CPUs stay in the
-    JSONL file but never share a table or a picture with these)."""
+    """Each variant's latest row (model and --set overrides: label()) measured on the machine of the latest row
+    (rows from other CPUs stay in the JSONL file but never share a table or a picture with these), the
+    configs' own rows first."""
     if not rows:
         return {}
     machine = (rows[-1]["cpu"], rows[-1].get("cpu_flags"))
-    return {r["model"]: r for r in rows if (r["cpu"], r.get("cpu_flags")) == machine}
+    last = {label(r["model"], r.get("set")): r for r in rows if (r["cpu"], r.get("cpu_flags")) == machine}
+    return dict(sorted(last.items(), key=lambda kv: (bool(kv[1].get("set")), list(CONFIGS).index(kv[1]["model"]))))
 
 
 def render(rows: list[dict], out: Path) -> None:
@@ -151,14 +172,17 @@ def render(rows: list[dict], out: Path) -> None:
              "Held-out books (test split of `genlab data bible-eng-spa`); corpus sacreBLEU (13a) and chrF.", "",
              "| model | params (M) | minutes | steps | tokens/s | val loss | BLEU | chrF | BLEU beam | chrF beam |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in (last[m] for m in CONFIGS if m in last):
-        lines.append(f"| {r['model']} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
+    for name, r in last.items():
+        lines.append(f"| {name} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
                      f"{r['train_tokens_per_s']:.0f} | {r['val_loss']:.3f} | {r['test_bleu']:.1f} | {r['test_chrf']:.1f} | "
                      f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f} |")
     machines = sorted({f"{r['cpu']} ({', '.join(r.get('cpu_flags') or []) or 'no flags read'}), "
                        f"{r['settings']['threads']} threads, precision {r['precision']}" for r in last.values()})
     signatures = sorted({r["bleu_signature"] for r in last.values() if r.get("bleu_signature")})
-    lines += ["", "Machine: " + "; ".join(machines) + ".", *(f"BLEU signature: `{s}`." for s in signatures), ""]
+    variants = [f"{name}: `--models {r['model']} --set {' '.join(f'{k}={v}' for k, v in r['set'].items())}`"
+                for name, r in last.items() if r.get("set")]
+    lines += ["", *(["Variants of a config (measured with these options): " + "; ".join(variants) + "."] if variants else []),
+              "Machine: " + "; ".join(machines) + ".", *(f"BLEU signature: `{s}`." for s in signatures), ""]
     (out / "bench.md").write_text("\n".join(lines))
 
     import matplotlib
@@ -167,10 +191,11 @@ def render(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in ((m, last[m]) for m in CONFIGS if m in last):
+    for name, r in last.items():
         points = [(p["minutes"], p["bleu"]) for p in r["curve"] if "bleu" in p]
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=f"{name} (test {r['test_bleu']:.1f})")
+            ax.plot(*zip(*points, strict=True), marker="o", linestyle="--" if r.get("set") else "-",
+                    label=f"{name} (test {r['test_bleu']:.1f})")
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel("validation BLEU (greedy)")
     ax.set_title("English -> Spanish, held-out books")

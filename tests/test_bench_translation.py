@@ -1,0 +1,49 @@
+"""scripts/bench_translation.py's bookkeeping: variants (--set) get their own rows, rows from another CPU never
+share the table, and the table says how each variant was measured."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_translation.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_translation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(model, cpu="AMD EPYC", flags=("avx2",), bleu=10.0, overrides=None):
+    r = {"model": model, "cpu": cpu, "cpu_flags": list(flags), "params_m": 5.0, "wall_s": 1800.0, "steps": 100,
+         "train_tokens_per_s": 1000.0, "val_loss": 3.0, "test_bleu": bleu, "test_chrf": 30.0, "test_bleu_beam": bleu,
+         "test_chrf_beam": 30.0, "precision": "32-true", "bleu_signature": "sig", "settings": {"threads": 2},
+         "curve": [{"minutes": 5.0, "step": 50, "bleu": bleu / 2}, {"minutes": 30.0, "step": 100, "bleu": bleu}]}
+    if overrides:
+        r["set"] = overrides
+    return r
+
+
+def test_set_values_are_yaml_and_label_the_variant(bench):
+    args = bench.parse_args(["--set", "model.init_args.n_enc_layer=3", "model.init_args.positional=sinusoidal"])
+    assert args.set == {"model.init_args.n_enc_layer": 3, "model.init_args.positional": "sinusoidal"}
+    assert bench.label("transformer", args.set) == "transformer n_enc_layer=3 positional=sinusoidal"
+    assert bench.label("gru", {}) == "gru"
+
+
+def test_table_keeps_variants_apart_and_only_the_latest_machine(bench, tmp_path):
+    deeper = {"model.init_args.n_enc_layer": 3}
+    rows = [row("transformer", cpu="Other CPU", bleu=1.0), row("transformer", bleu=12.0),
+            row("transformer", bleu=14.0, overrides=deeper), row("decoder_only", bleu=13.0)]
+    last = bench.latest(rows)
+    assert list(last) == ["transformer", "decoder_only", "transformer n_enc_layer=3"]  # configs first, then variants
+    assert last["transformer"]["test_bleu"] == 12.0  # the other CPU's row is not this machine's
+
+    bench.render(rows, tmp_path)
+    table = (tmp_path / "bench.md").read_text()
+    assert "| transformer n_enc_layer=3 | 5.0 |" in table and "Other CPU" not in table
+    assert "`--models transformer --set model.init_args.n_enc_layer=3`" in table
+    assert (tmp_path / "val_bleu.png").stat().st_size > 0
