@@ -47,10 +47,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     import yaml
 
-    try:
-        args.set = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set) if k and _}
-    except yaml.YAMLError as e:
-        p.error(f"--set: a value is not YAML ({e})")
+    overrides = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            p.error(f"--set {item!r}: write KEY=VALUE, e.g. model.init_args.n_enc_layer=3")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            p.error(f"--set {item!r}: the value is not YAML ({e})")
+    args.set = overrides
     return args
 
 

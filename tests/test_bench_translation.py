@@ -34,6 +34,14 @@ def test_set_values_are_yaml_and_label_the_variant(bench):
     assert bench.label("gru", {}) == "gru"
 
 
+@pytest.mark.parametrize("item", ["n_enc_layer3", "=3"])
+def test_set_without_key_and_value_is_refused_not_dropped(bench, item, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(["--set", item])
+    assert e.value.code == 2
+    assert f"--set '{item}': write KEY=VALUE" in capsys.readouterr().err
+
+
 def test_table_keeps_variants_apart_and_only_the_latest_machine(bench, tmp_path):
     deeper = {"model.init_args.n_enc_layer": 3}
     rows = [row("transformer", cpu="Other CPU", bleu=1.0), row("transformer", bleu=12.0),
