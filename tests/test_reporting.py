@@ -120,6 +120,19 @@ def test_the_validation_prompt_is_the_first_line_with_text():
     assert data.val_prompt() == "GREMIO:"
 
 
+def test_the_validation_prompt_skips_a_line_cut_by_the_split():
+    """On one's own text the split fell mid-line and the "Next:" hint offered --prompt 'eans of the training
+    batches |'; a cut first line is skipped for the next whole one."""
+    from genlab.data.text import CharTextDataModule
+
+    Path("corpus.txt").write_text("ab cd\n" * 90 + "half a line\nWhole line here\n" + "z" * 33, encoding="utf-8")
+    data = CharTextDataModule(path="corpus.txt", block_size=8, batch_size=4)
+    data.setup()
+    val_text = data.vocab.decode(data._val.ids.tolist())
+    assert not val_text.startswith("\n") and val_text.split("\n")[0] in "half a line"  # the split cut this line
+    assert data.val_prompt() == "Whole line here"
+
+
 def test_summary_history_has_no_stale_validation_points():
     """A validation in the middle of an epoch is recorded at its step; the epoch's end must not record the same,
     stale values again at a later step (curves showed flat steps that no validation measured), nor a validation

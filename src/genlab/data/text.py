@@ -234,10 +234,13 @@ class CharTextDataModule(pl.LightningDataModule):
         self._train, self._val = RandomWindows(train_ids, self.block_size), TilingWindows(val_ids, self.block_size)
 
     def val_prompt(self, max_chars: int = 32) -> str:
-        """The first line of the validation text that holds text (at most `max_chars` characters): a prompt that
-        the vocabulary always holds, for samples when a configured prompt has characters this corpus lacks."""
+        """The first whole line of the validation text that holds text (at most `max_chars` characters): a prompt
+        that the vocabulary always holds, for samples when a configured prompt has characters this corpus lacks. The
+        split falls anywhere, so a first line cut by it (no line break just before) is skipped when another follows."""
         self.prepare_vocab()
         text = self.vocab.decode(self._val.ids[: min(64 * max_chars, len(self._val.ids))].tolist())
+        if self.vocab.decode(self._train.ids[-1:].tolist()) != "\n" and "\n" in text.strip():
+            text = text.partition("\n")[2]  # the split cut this line: "eans of the training..." is no prompt
         lines = [line.strip() for line in text.split("\n") if line.strip()]
         return lines[0][:max_chars] if lines else text[:max_chars]
 
