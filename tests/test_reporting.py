@@ -133,6 +133,32 @@ def test_the_validation_prompt_skips_a_line_cut_by_the_split():
     assert data.val_prompt() == "Whole line here"
 
 
+def test_summary_history_records_a_validation_with_what_the_module_logs_at_its_end(tmp_path):
+    """The translator logs val/bleu in its own on_validation_epoch_end, which Lightning calls after the callbacks':
+    the summary recorded each BLEU one validation late, and the previous val/loss again at the epoch's end (the
+    30-minute benchmark's history held every value twice). Each point is the step of the validation that made it."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.demos.boring_classes import BoringModel
+
+    from genlab.callbacks.summary import RunSummary
+
+    class Model(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", float(self.global_step))
+
+        def on_validation_epoch_end(self):
+            self.log("val/bleu", float(self.global_step))
+
+    summary = RunSummary()
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=2, limit_train_batches=8, limit_val_batches=2,
+                         val_check_interval=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[summary])
+    trainer.fit(Model())
+    steps = [4, 8, 12, 16]
+    assert summary.history["val/loss"] == [[s, float(s)] for s in steps]
+    assert summary.history["val/bleu"] == [[s, float(s)] for s in steps]
+
+
 def test_summary_history_has_no_stale_validation_points():
     """A validation in the middle of an epoch is recorded at its step; the epoch's end must not record the same,
     stale values again at a later step (curves showed flat steps that no validation measured), nor a validation
@@ -144,11 +170,11 @@ def test_summary_history_has_no_stale_validation_points():
 
     summary = RunSummary()
     trainer = SimpleNamespace(sanity_checking=False, global_step=100, callback_metrics={"val/loss": 2.0})
-    summary.on_validation_epoch_end(trainer, None)
+    summary.on_validation_end(trainer, None)
     trainer.global_step, trainer.callback_metrics = 123, {"val/loss": 2.0, "quality/fid": 5.0}  # epoch ends
     summary.on_train_epoch_end(trainer, None)
     trainer.global_step, trainer.callback_metrics = 200, {"val/loss": 1.5, "quality/fid": 5.0}
-    summary.on_validation_epoch_end(trainer, None)
+    summary.on_validation_end(trainer, None)
     trainer.global_step, trainer.callback_metrics = 246, {"val/loss": 1.5, "quality/fid": 4.0}
     summary.on_train_epoch_end(trainer, None)
     assert summary.history["val/loss"] == [[100, 2.0], [200, 1.5]]

@@ -110,7 +110,7 @@ class RunSummary(pl.Callback):
         if trainer.global_step % self.every_n_steps == 0:
             self._record(trainer, ("train/",))
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:  # after the module's on_validation_epoch_end logged too
         if not trainer.sanity_checking:
             self._record(trainer, ("val/", "quality/"))
             self.metrics.update(_scalars(trainer.callback_metrics))
