@@ -65,6 +65,14 @@ def label(model: str, overrides: dict | None) -> str:
     return " ".join([model, *(f"{k.split('.')[-1]}={v}" for k, v in (overrides or {}).items())])
 
 
+def depth(r: dict) -> str:
+    """A row's layers as the table shows them: encoder + decoder ("1+3"), or the decoder-only's one stack ("4")."""
+    layers = r.get("layers") or [r.get("set", {}).get(f"model.init_args.n_{side}_layer") for side in ("enc", "dec")]
+    if None in layers:
+        return "?"
+    return str(sum(layers)) if r["model"] == "decoder_only" else f"{layers[0]}+{layers[1]}"
+
+
 def settings(args, model: str) -> dict:
     """What must match for a measured row to count as this run's (resume): the same machine included, since
     figures from two CPUs never share a table."""
@@ -143,6 +151,7 @@ def measure(args, model_name: str) -> dict:
         **hardware_fields(),
         "precision": str(trainer.precision),
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "layers": [model.hparams.n_enc_layer, model.hparams.n_dec_layer],
         "epochs": round(trainer.current_epoch + 0.0, 2),
         "fit_s": round(fit_s, 1),
         "test_eval_s": round(time.perf_counter() - t, 1),
@@ -176,10 +185,10 @@ def render(rows: list[dict], out: Path) -> None:
     lines = ["# English -> Spanish: three translators, equal wall time", "",
              "Made by `python scripts/bench_translation.py` (reports/translation/bench.jsonl holds every figure).",
              "Held-out books (test split of `genlab data bible-eng-spa`); corpus sacreBLEU (13a) and chrF.", "",
-             "| model | params (M) | minutes | steps | tokens/s | val loss | BLEU | chrF | BLEU beam | chrF beam |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| model | layers | params (M) | minutes | steps | tokens/s | val loss | BLEU | chrF | BLEU beam | chrF beam |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in last.items():
-        lines.append(f"| {name} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
+        lines.append(f"| {name} | {depth(r)} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
                      f"{r['train_tokens_per_s']:.0f} | {r['val_loss']:.3f} | {r['test_bleu']:.1f} | {r['test_chrf']:.1f} | "
                      f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f} |")
     machines = sorted({f"{r['cpu']} ({', '.join(r.get('cpu_flags') or []) or 'no flags read'}), "

@@ -52,6 +52,16 @@ def test_table_keeps_variants_apart_and_only_the_latest_machine(bench, tmp_path)
 
     bench.render(rows, tmp_path)
     table = (tmp_path / "bench.md").read_text()
-    assert "| transformer n_enc_layer=3 | 5.0 |" in table and "Other CPU" not in table
+    assert "| transformer n_enc_layer=3 | ? | 5.0 |" in table and "Other CPU" not in table
     assert "`--models transformer --set model.init_args.n_enc_layer=3`" in table
     assert (tmp_path / "val_bleu.png").stat().st_size > 0
+
+
+def test_the_table_says_each_rows_depth(bench):
+    """The config's depth changed (2+2 -> 1+3): a row says the layers it was measured with, from the row itself
+    (recorded at measurement) or from its --set overrides, never from today's config."""
+    assert bench.depth({**row("transformer"), "layers": [2, 2]}) == "2+2"
+    assert bench.depth(row("transformer", overrides={"model.init_args.n_enc_layer": 1,
+                                                     "model.init_args.n_dec_layer": 3})) == "1+3"
+    assert bench.depth({**row("decoder_only"), "layers": [2, 2]}) == "4"  # one stack of n_enc + n_dec layers
+    assert bench.depth(row("gru")) == "?"
