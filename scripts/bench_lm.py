@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                      accelerator=args.accelerator, devices=1, limit_val_batches=1.0)
     metrics = val.validate(lm, datamodule=data, verbose=False)[0]
     ckpt = root / "bench.ckpt"
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer (resumable); unstated, Lightning logs its default
 
     lm.to(device)  # Lightning hands the model back on the CPU; generation is timed where it trained
     val_text = data._val.ids[:128].tolist()

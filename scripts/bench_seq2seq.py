@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     per_pair = sum(len(s) + len(t) + 2 for s, t in data.train_pairs) / len(data.train_pairs)
     tokens = steps * data.batch_size * per_pair
     ckpt = root / "bench.ckpt"
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer (resumable); unstated, Lightning logs its default
 
     model.eval()
     evaluator = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",

@@ -6,6 +6,7 @@ the same wall time on the prepared Bible corpus, then scored on the held-out boo
     python scripts/bench_translation.py --models transformer --set model.init_args.n_enc_layer=3 \
         model.init_args.n_dec_layer=3                      # a variant: its own row, beside the config's
     python scripts/bench_translation.py --table-only       # re-render the table and the curve
+    python scripts/bench_translation.py --models transformer --screen 5 --set ...   # a variant's first 5 minutes
 
 Each model: (1) `fit` as `genlab fit -c configs/translate_eng_spa[_gru|_decoder_only].yaml` would, for --minutes of
 wall time (validation included: it is part of the run), recording validation BLEU/chrF (greedy, the config's
@@ -44,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config overrides for a variant (e.g. model.init_args.n_enc_layer=3): its own row and curve")
     p.add_argument("--table-only", action="store_true", help="only re-render bench.md and val_bleu.png")
+    p.add_argument("--screen", type=float, default=None, metavar="M",
+                   help="a quick look: the same run (its schedule spans --minutes) stopped after the first validation "
+                        "at >= M minutes; no test; the curve goes to OUT/screens.jsonl")
     args = p.parse_args(argv)
     import yaml
 
@@ -116,6 +120,8 @@ def measure(args, model_name: str) -> dict:
             self.curve.append({"minutes": round(timer.time_elapsed("train") / 60, 2), "step": trainer.global_step,
                                **{k.split("/")[1]: round(float(m[k]), 4) for k in ("val/loss", "val/bleu", "val/chrf")
                                   if k in m}})
+            if args.screen is not None and self.curve[-1]["minutes"] >= args.screen:
+                trainer.should_stop = True  # a screen: the schedule is the full run's, cut short
 
     measured = Measure()
     folder = Path(args.root) / label(model_name, args.set).replace(" ", "_")
@@ -129,8 +135,13 @@ def measure(args, model_name: str) -> dict:
     trainer, model, data = run.trainer, run.model, run.datamodule
     wall = next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train")
     fit_s = time.perf_counter() - start
+    if args.screen is not None:
+        return {"model": model_name, **({"set": args.set} if args.set else {}), "screen_minutes": args.screen,
+                "layers": [model.hparams.n_enc_layer, model.hparams.n_dec_layer], "steps": trainer.global_step,
+                "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), **hardware_fields(),
+                "precision": str(trainer.precision), "curve": measured.curve, "settings": settings(args, model_name)}
     ckpt = folder / "bench.ckpt"
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer (resumable); unstated, Lightning logs its default
 
     evaluator = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
                            devices=1, default_root_dir=str(folder))
@@ -232,6 +243,12 @@ def main(argv=None) -> int:
 
         flush_denormals()
         for name in args.models:
+            if args.screen is not None:
+                result = measure(args, name)
+                with (out / "screens.jsonl").open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+                print(json.dumps(result), flush=True)
+                continue
             done = [r for r in read_rows(jsonl) if r.get("settings") == settings(args, name)]
             if done and not args.rerun:
                 print(f"{name}: measured already ({jsonl}); --rerun to measure again", flush=True)
