@@ -77,6 +77,13 @@ def depth(r: dict) -> str:
     return str(sum(layers)) if r["model"] == "decoder_only" else f"{layers[0]}+{layers[1]}"
 
 
+def shown(r: dict) -> str:
+    """A row's name in the table and the picture: the model, its layers, then any other --set override."""
+    layers, keys = depth(r), ("model.init_args.n_enc_layer", "model.init_args.n_dec_layer")
+    rest = {k: v for k, v in (r.get("set") or {}).items() if layers == "?" or k not in keys}
+    return label(f"{r['model']}" + ("" if layers == "?" else f" {layers}"), rest)
+
+
 def settings(args, model: str) -> dict:
     """What must match for a measured row to count as this run's (resume): the same machine included, since
     figures from two CPUs never share a table."""
@@ -196,10 +203,10 @@ def render(rows: list[dict], out: Path) -> None:
     lines = ["# English -> Spanish: three translators, equal wall time", "",
              "Made by `python scripts/bench_translation.py` (reports/translation/bench.jsonl holds every figure).",
              "Held-out books (test split of `genlab data bible-eng-spa`); corpus sacreBLEU (13a) and chrF.", "",
-             "| model | layers | params (M) | minutes | steps | tokens/s | val loss | BLEU | chrF | BLEU beam | chrF beam |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in last.items():
-        lines.append(f"| {name} | {depth(r)} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
+             "| model (layers) | params (M) | minutes | steps | tokens/s | val loss | BLEU | chrF | BLEU beam | chrF beam |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in last.values():
+        lines.append(f"| {shown(r)} | {r['params_m']} | {r['wall_s'] / 60:.1f} | {r['steps']} | "
                      f"{r['train_tokens_per_s']:.0f} | {r['val_loss']:.3f} | {r['test_bleu']:.1f} | {r['test_chrf']:.1f} | "
                      f"{r['test_bleu_beam']:.1f} | {r['test_chrf_beam']:.1f} |")
     machines = sorted({f"{r['cpu']} ({', '.join(r.get('cpu_flags') or []) or 'no flags read'}), "
@@ -217,11 +224,11 @@ def render(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in last.items():
+    for r in last.values():
         points = [(p["minutes"], p["bleu"]) for p in r["curve"] if "bleu" in p]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", linestyle="--" if r.get("set") else "-",
-                    label=f"{name} (test {r['test_bleu']:.1f})")
+                    label=f"{shown(r)} (test {r['test_bleu']:.1f})")
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel("validation BLEU (greedy)")
     ax.set_title("English -> Spanish, held-out books")

@@ -52,7 +52,7 @@ def test_table_keeps_variants_apart_and_only_the_latest_machine(bench, tmp_path)
 
     bench.render(rows, tmp_path)
     table = (tmp_path / "bench.md").read_text()
-    assert "| transformer n_enc_layer=3 | ? | 5.0 |" in table and "Other CPU" not in table
+    assert "| transformer n_enc_layer=3 | 5.0 |" in table and "Other CPU" not in table
     assert "`--models transformer --set model.init_args.n_enc_layer=3`" in table
     assert (tmp_path / "val_bleu.png").stat().st_size > 0
 
@@ -65,3 +65,6 @@ def test_the_table_says_each_rows_depth(bench):
                                                      "model.init_args.n_dec_layer": 3})) == "1+3"
     assert bench.depth({**row("decoder_only"), "layers": [2, 2]}) == "4"  # one stack of n_enc + n_dec layers
     assert bench.depth(row("gru")) == "?"
+    assert bench.shown(row("transformer", overrides={"model.init_args.n_enc_layer": 1, "model.init_args.n_dec_layer": 3,
+                                                     "model.init_args.dropout": 0.2})) == "transformer 1+3 dropout=0.2"
+    assert bench.shown({**row("decoder_only"), "layers": [2, 2]}) == "decoder_only 4"
