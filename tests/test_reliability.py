@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_a_bad_crc_is_refused_naming_the_last_good_checkpoint(capsys):
     assert "best.ckpt" in one_line_error(capsys)
 
 
-def test_summary_history_and_wall_time_survive_resumes_and_a_finished_run_keeps_its_metrics():
+def test_summary_history_and_wall_time_survive_resumes_and_a_finished_run_keeps_its_metrics(capsys):
     assert fit("runs/s", "--trainer.max_epochs", "1", "--summary.every_n_steps", "2") == 0
     first = json.loads(Path("runs/s/summary.json").read_text())
     assert fit("runs/s", "--trainer.max_epochs", "2", "--summary.every_n_steps", "2", "--ckpt_path", "last") == 0
@@ -109,7 +110,13 @@ def test_summary_history_and_wall_time_survive_resumes_and_a_finished_run_keeps_
     assert [step for step, _ in second["history"]["val/loss"]] == [8, 16]
     assert [step for step, _ in second["history"]["train/loss"]][:4] == [2, 4, 6, 8]
     assert second["wall_s"] > first["wall_s"]
-    assert fit("runs/s", "--trainer.max_epochs", "2", "--ckpt_path", "last") == 0  # already finished: no steps
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fit("runs/s", "--trainer.max_epochs", "2", "--ckpt_path", "last") == 0  # already finished: no steps
+    err = capsys.readouterr().err  # said why nothing trained, and how to go on; not Lightning's metric warning
+    assert "had already reached its max_epochs=2 (step 16): nothing trained" in err and "raise --trainer.max_epochs" in err
+    assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
     third = json.loads(Path("runs/s/summary.json").read_text())
     assert third["metrics"] and third["metrics"]["val/loss"] == second["metrics"]["val/loss"]
     assert third["history"] == second["history"] and third["global_step"] == 16

@@ -11,7 +11,9 @@ import json
 import math
 import os
 import shlex
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -42,6 +44,17 @@ def _scalars(metrics: dict, prefixes: tuple[str, ...] | None = None) -> dict[str
     return out
 
 
+def nothing_left(trainer: pl.Trainer) -> str | None:
+    """The limit (`max_steps=N`, `max_epochs=N`) that a resumed run has already reached, else None."""
+    steps, epochs, per_epoch = trainer.max_steps, trainer.max_epochs, trainer.num_training_batches
+    if steps not in (None, -1) and trainer.global_step >= steps:
+        return f"max_steps={steps}"
+    if epochs not in (None, -1) and (trainer.current_epoch >= epochs or (
+            isinstance(per_epoch, int) and per_epoch > 0 and trainer.global_step >= epochs * per_epoch)):
+        return f"max_epochs={epochs}"
+    return None
+
+
 class RunSummary(pl.Callback):
     """Writes summary.json at the end of fitting: final metrics, wall time, steps, and metric histories.
 
@@ -64,6 +77,7 @@ class RunSummary(pl.Callback):
         self._start = None
         self._restored = False
         self._last_group: dict[str, dict[str, float]] = {}  # per prefix, the values recorded last
+        self._stepped = False  # a batch trained in this process (a resumed finished run trains none)
 
     def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...]) -> None:
         """Append the metrics under each prefix at this step. Lightning keeps a metric in callback_metrics until it
@@ -95,6 +109,8 @@ class RunSummary(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_start(self, trainer, pl_module) -> None:  # after a resume has restored this callback's state
+        if trainer.ckpt_path and nothing_left(trainer):  # Lightning would warn that no metric came: none could
+            warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
         path = Path(trainer.default_root_dir) / self.filename
         if trainer.ckpt_path and not self._restored and path.is_file():
             try:
@@ -107,6 +123,7 @@ class RunSummary(pl.Callback):
             self.wall_before = float(old.get("wall_s", 0.0))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._stepped = True
         if trainer.global_step % self.every_n_steps == 0:
             self._record(trainer, ("train/",))
 
@@ -130,6 +147,10 @@ class RunSummary(pl.Callback):
                               "a smaller --data.init_args.batch_size" + (f" (at most {size})" if size else ""))
         if not trainer.is_global_zero:
             return
+        if trainer.ckpt_path and not self._stepped and (limit := nothing_left(trainer)):
+            sys.stderr.write(f"genlab fit: this run had already reached its {limit} (step {trainer.global_step}): "
+                             f"nothing trained. To train longer, raise --trainer.{limit.partition('=')[0]} and resume "
+                             "with --ckpt_path last\n")
         self.metrics.update(_scalars(trainer.callback_metrics))
         summary = {
             "metrics": self.metrics,
