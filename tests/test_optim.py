@@ -135,7 +135,8 @@ def test_vae_keeps_its_onecycle_and_cosine_schedules(total, warmup_frac):
 
 
 def test_the_baselines_clock_schedule_is_warmup_cosine():
-    """scripts/baseline_seq2seq_decoder_only.py's inline formula before it used genlab.optim."""
+    """The clock-driven warm-up + cosine formula a hand-written training loop used (the dates baseline before it
+    became the decoder_only architecture) equals genlab.optim.warmup_cosine."""
     peak, warm, lo = 2e-3, 200, 1e-4
     for step, progress in [(0, 0.0), (199, 0.1), (200, 0.1), (900, 0.5), (1500, 1.0), (1600, 1.3)]:
         progress = min(1.0, progress)
