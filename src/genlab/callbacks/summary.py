@@ -78,6 +78,7 @@ class RunSummary(pl.Callback):
         self._restored = False
         self._last_group: dict[str, dict[str, float]] = {}  # per prefix, the values recorded last
         self._stepped = False  # a batch trained in this process (a resumed finished run trains none)
+        self._filters: list | None = None  # the warning filters to restore at teardown
 
     def _record(self, trainer: pl.Trainer, prefixes: tuple[str, ...]) -> None:
         """Append the metrics under each prefix at this step. Lightning keeps a metric in callback_metrics until it
@@ -110,6 +111,7 @@ class RunSummary(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:  # after a resume has restored this callback's state
         if trainer.ckpt_path and nothing_left(trainer):  # Lightning would warn that no metric came: none could
+            self._filters = warnings.filters[:]  # for this fit only (teardown): elsewhere the warning is news
             warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
         path = Path(trainer.default_root_dir) / self.filename
         if trainer.ckpt_path and not self._restored and path.is_file():
@@ -121,6 +123,10 @@ class RunSummary(pl.Callback):
             self.history = {k: [p for p in v if p[0] <= step] for k, v in old.get("history", {}).items()}
             self.metrics = dict(old.get("metrics", {}))
             self.wall_before = float(old.get("wall_s", 0.0))
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self._filters is not None:
+            warnings.filters[:], self._filters = self._filters, None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._stepped = True
