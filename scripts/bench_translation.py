@@ -131,7 +131,7 @@ def measure(args, model_name: str) -> dict:
                 trainer.should_stop = True  # a screen: the schedule is the full run's, cut short
 
     measured = Measure()
-    folder = Path(args.root) / label(model_name, args.set).replace(" ", "_")
+    folder = Path(args.root) / (label(model_name, args.set).replace(" ", "_") + ("_screen" if args.screen else ""))
     overrides = {**args.set, "trainer.max_time": launch.max_time(args.minutes), "trainer.default_root_dir": str(folder),
                  "trainer.accelerator": "cpu", "trainer.devices": 1, "trainer.enable_progress_bar": False,
                  "overwrite_run": True}
