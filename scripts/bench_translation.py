@@ -142,11 +142,13 @@ def measure(args, model_name: str) -> dict:
     trainer, model, data = run.trainer, run.model, run.datamodule
     wall = next(c for c in trainer.callbacks if isinstance(c, Timer)).time_elapsed("train")
     fit_s = time.perf_counter() - start
+    row = {"model": model_name, **({"set": args.set} if args.set else {}), "steps": trainer.global_step,
+           "wall_s": round(wall, 1), "train_tokens_per_s": round(measured.tokens / wall, 1), **hardware_fields(),
+           "precision": str(trainer.precision), "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+           "layers": [model.hparams.n_enc_layer, model.hparams.n_dec_layer], "epochs": round(trainer.current_epoch + 0.0, 2),
+           "fit_s": round(fit_s, 1), "curve": measured.curve, "settings": settings(args, model_name)}
     if args.screen is not None:
-        return {"model": model_name, **({"set": args.set} if args.set else {}), "screen_minutes": args.screen,
-                "layers": [model.hparams.n_enc_layer, model.hparams.n_dec_layer], "steps": trainer.global_step,
-                "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), **hardware_fields(),
-                "precision": str(trainer.precision), "curve": measured.curve, "settings": settings(args, model_name)}
+        return {**row, "screen_minutes": args.screen}
     ckpt = folder / "bench.ckpt"
     trainer.save_checkpoint(ckpt, weights_only=False)  # with the optimizer (resumable); unstated, Lightning logs its default
 
@@ -156,31 +158,19 @@ def measure(args, model_name: str) -> dict:
     t = time.perf_counter()
     test = evaluator.test(model, datamodule=data, verbose=False)[0]
     return {
-        "model": model_name,
-        **({"set": args.set} if args.set else {}),
-        "steps": trainer.global_step,
-        "wall_s": round(wall, 1),
-        "train_tokens_per_s": round(measured.tokens / wall, 1),
+        **row,
         "val_loss": round(val["val/loss"], 4),
         "test_bleu": round(test["test/bleu"], 2),
         "test_chrf": round(test["test/chrf"], 2),
         "test_bleu_beam": round(test["test/bleu_beam"], 2),
         "test_chrf_beam": round(test["test/chrf_beam"], 2),
-        **hardware_fields(),
-        "precision": str(trainer.precision),
-        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        "layers": [model.hparams.n_enc_layer, model.hparams.n_dec_layer],
-        "epochs": round(trainer.current_epoch + 0.0, 2),
-        "fit_s": round(fit_s, 1),
         "test_eval_s": round(time.perf_counter() - t, 1),
         "test_pairs": len(data.test_pairs),
         "beam": model.hparams.test_beam,
         "bleu_signature": getattr(model, "signatures", {}).get("bleu"),
         "chrf_signature": getattr(model, "signatures", {}).get("chrf"),
-        "curve": measured.curve,
         "examples": [list(r) for r in getattr(model, "test_rows", [])[:8]],
         "checkpoint": str(ckpt),
-        "settings": settings(args, model_name),
     }
 
 
